@@ -1,0 +1,1 @@
+"""seg101_mm.models"""

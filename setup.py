@@ -1,0 +1,34 @@
+"""SEG101-MM: neural architecture search for remote-sensing segmentation on MMSegmentation."""
+from setuptools import find_packages, setup
+
+
+def readme():
+    with open('README.md', encoding='utf-8') as f:
+        return f.read()
+
+
+setup(
+    name='seg101_mm',
+    version='0.1.0',
+    description='SEG101 search space, NPENAS-NP search and zero-cost proxies for '
+    'remote-sensing semantic segmentation on MMSegmentation',
+    long_description=readme(),
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['seg101_mm', 'seg101_mm.*']),
+    python_requires='>=3.9',
+    install_requires=[
+        'numpy',
+        'scipy',
+        'opencv-python',
+        'matplotlib',
+    ],
+    extras_require={
+        'mm': [
+            'torch', 'torchvision', 'mmengine>=0.10.7', 'mmcv-lite>=2.0.0,<2.2.0',
+            'mmsegmentation==1.2.2', 'mmpretrain>=1.2.0', 'setuptools<82',
+        ],
+        'tests': ['pytest'],
+    },
+    license='Apache-2.0',
+    zip_safe=False,
+)
