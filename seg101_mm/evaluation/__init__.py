@@ -1,1 +1,4 @@
-"""seg101_mm.evaluation"""
+"""seg101_mm.evaluation: the paper's split-level segmentation metrics."""
+from .seg_paper_metric import SegPaperMetric, confusion_matrix, metrics_from_confusion
+
+__all__ = ['SegPaperMetric', 'confusion_matrix', 'metrics_from_confusion']
