@@ -1,0 +1,60 @@
+# Massachusetts Roads, converted by tools/dataset_converters/mass_roads.py into 512x512 tiles
+# with 0/1 masks (SEG101.md section 9). Augmentation of SEG101.md section 7: resize by a factor
+# drawn from {1, 1.5, 2}, random 512x512 crop, horizontal flip with probability 0.5.
+dataset_type = 'MassachusettsRoadsDataset'
+data_root = 'data/mass_roads'
+crop_size = (512, 512)
+# The tiles are 512x512, so these three keep-ratio scales are exactly the factors 1, 1.5 and 2
+# (RandomResize with ratio_range would draw a continuous factor instead).
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=False),
+    dict(
+        type='RandomChoiceResize',
+        scales=[(512, 512), (768, 768), (1024, 1024)],
+        resize_type='Resize',
+        keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackSegInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(512, 512), keep_ratio=True),
+    # annotations are loaded after Resize: metrics are computed at the tile's own size
+    dict(type='LoadAnnotations', reduce_zero_label=False),
+    dict(type='PackSegInputs')
+]
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'),
+        pipeline=test_pipeline))
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix=dict(img_path='img_dir/test', seg_map_path='ann_dir/test'),
+        pipeline=test_pipeline))
+# mIoU, IoU.background, IoU.road, FWIoU, PA, MPA, Precision/Recall/F1.road, in percent
+val_evaluator = dict(type='SegPaperMetric', target_class='road')
+test_evaluator = val_evaluator
