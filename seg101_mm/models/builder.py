@@ -1,0 +1,79 @@
+"""Build a SEG101 segmentor from a genotype in code (the configs do the same in files)."""
+import copy
+
+from mmseg.registry import MODELS
+
+from seg101_mm.space import Genotype
+
+#: ImageNet mean and std in RGB (SEG101.md section 1).
+IMAGENET_MEAN = [123.675, 116.28, 103.53]
+IMAGENET_STD = [58.395, 57.12, 57.375]
+REGNETX_400MF_CHANNELS = (32, 64, 160, 384)
+
+
+def seg101_model_cfg(genotype, num_classes=2, backbone_checkpoint=None, crop_size=None,
+                     norm_cfg=dict(type='BN', requires_grad=True), top_k_percent=0.2):
+    """The mmseg model config of SEG101 for ``genotype``, as a plain dict.
+
+    Args:
+        genotype (str | Genotype): the architecture.
+        num_classes (int): output classes. Default: 2.
+        backbone_checkpoint (str, optional): path or URL of ImageNet RegNetX-400MF weights
+            (an mmpretrain checkpoint whose backbone keys start with ``backbone.``). Default:
+            None (random init).
+        crop_size (tuple[int, int], optional): training crop the data preprocessor pads to.
+        norm_cfg (dict): normalisation of neck and head (``SyncBN`` for multi-GPU training).
+        top_k_percent (float): fraction of hardest pixels in the loss. Default: 0.2.
+    """
+    text = str(Genotype.parse(genotype))
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f'num_classes must be an int >= 2, got {num_classes!r}')
+    init_cfg = None
+    if backbone_checkpoint is not None:
+        init_cfg = dict(type='Pretrained', checkpoint=backbone_checkpoint, prefix='backbone.')
+    return dict(
+        type='EncoderDecoder',
+        data_preprocessor=dict(
+            type='SegDataPreProcessor', mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD),
+            bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
+            size=tuple(crop_size) if crop_size else None),
+        backbone=dict(type='mmpretrain.RegNet', arch='regnetx_400mf', out_indices=(0, 1, 2, 3),
+                      norm_cfg=copy.deepcopy(norm_cfg), init_cfg=init_cfg),
+        neck=dict(type='SEG101EnhanceNeck', genotype=text, in_channels=REGNETX_400MF_CHANNELS,
+                  norm_cfg=copy.deepcopy(norm_cfg)),
+        decode_head=dict(
+            type='SEG101FusionHead', genotype=text, in_channels=REGNETX_400MF_CHANNELS,
+            num_classes=num_classes, norm_cfg=copy.deepcopy(norm_cfg),
+            loss_decode=dict(type='TopKPixelCrossEntropyLoss', top_k_percent=top_k_percent,
+                             loss_weight=1.0)),
+        train_cfg=dict(),
+        test_cfg=dict(mode='whole'))
+
+
+def build_seg101(genotype, num_classes=2, init_weights=True, **kwargs):
+    """Build (and by default initialise) the SEG101 EncoderDecoder for ``genotype``.
+
+    Keyword arguments go to :func:`seg101_model_cfg`.
+    """
+    import seg101_mm  # noqa: F401  registers the modules and the compat fixes
+    from mmengine.registry import DefaultScope
+    cfg = seg101_model_cfg(genotype, num_classes=num_classes, **kwargs)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(cfg)
+    if init_weights:
+        quiet_init_weights(model)
+    return model
+
+
+def quiet_init_weights(model):
+    """``model.init_weights()`` without mmengine's per-parameter INFO dump."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)

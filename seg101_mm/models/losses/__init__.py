@@ -1,0 +1,3 @@
+from .topk_cross_entropy import TopKPixelCrossEntropyLoss
+
+__all__ = ['TopKPixelCrossEntropyLoss']
