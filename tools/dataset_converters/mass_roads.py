@@ -1,0 +1,123 @@
+"""Convert Massachusetts Roads (Mnih, 2013) into mmseg's layout of 512x512 tiles.
+
+Source layout (the original dataset): ``{train,valid,test}/{sat,map}/<id>.tiff|.tif|.png``.
+Output::
+
+    <out>/img_dir/{train,val,test}/<id>_<y0>_<x0>.png   RGB tiles
+    <out>/ann_dir/{train,val,test}/<id>_<y0>_<x0>.png   masks, 0 = background, 1 = road
+
+Every 1500x1500 image is cut into a grid of evenly spaced, overlapping tiles that cover every
+pixel; the default 4x4 grid of 512 tiles gives the paper's 16 tiles per image (224 val, 784
+test tiles). Masks 0/255 become 0/1 (255 is mmseg's ignore index). ``--nodata-threshold``
+drops tiles whose share of pure-white (255, 255, 255) no-data pixels is at least the given
+fraction, in the splits named by ``--drop-splits`` (train only by default, so val and test keep
+the paper's counts).
+
+Example::
+
+    python tools/dataset_converters/mass_roads.py /data/massachusetts-roads -o data/mass_roads \
+        --nproc 8 --nodata-threshold 0.5
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from seg101_mm.datasets.conversion import ConversionError, TileJob, pair_files, run_jobs
+
+SPLITS = {'train': 'train', 'valid': 'val', 'test': 'test'}  # source folder -> mmseg split
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Convert Massachusetts Roads to mmseg format (512x512 tiles, 0/1 masks)')
+    parser.add_argument('src', help='dataset root holding {train,valid,test}/{sat,map}')
+    parser.add_argument('-o', '--out-dir', default='data/mass_roads', help='output root')
+    parser.add_argument('--tile-size', type=int, default=512, help='tile side in pixels')
+    parser.add_argument(
+        '--grid',
+        type=int,
+        nargs=2,
+        default=(4, 4),
+        metavar=('ROWS', 'COLS'),
+        help='tiles per image column and row (default 4 4: 16 tiles per 1500x1500 image); '
+        '0 0 picks the fewest tiles that cover the image')
+    parser.add_argument(
+        '--nodata-threshold',
+        type=float,
+        default=None,
+        help='drop tiles whose share of pure-white no-data pixels is at least this '
+        '(a fraction in (0, 1]); default: keep every tile')
+    parser.add_argument(
+        '--drop-splits',
+        nargs='+',
+        default=['train'],
+        choices=sorted(SPLITS.values()),
+        help='output splits where --nodata-threshold applies (default: train)')
+    parser.add_argument(
+        '--splits',
+        nargs='+',
+        default=sorted(SPLITS.values()),
+        choices=sorted(SPLITS.values()),
+        help='output splits to convert (default: all)')
+    parser.add_argument('--nproc', type=int, default=1, help='worker processes')
+    parser.add_argument('--overwrite', action='store_true', help='rewrite existing tiles')
+    args = parser.parse_args(argv)
+    if args.nodata_threshold is not None and not 0 < args.nodata_threshold <= 1:
+        parser.error(f'--nodata-threshold must be in (0, 1], got {args.nodata_threshold}')
+    if args.tile_size <= 0:
+        parser.error(f'--tile-size must be positive, got {args.tile_size}')
+    if (min(args.grid) < 0) or (0 in args.grid and tuple(args.grid) != (0, 0)):
+        parser.error(f'--grid must be two positive numbers or 0 0, got {args.grid}')
+    if args.nproc < 1:
+        parser.error(f'--nproc must be >= 1, got {args.nproc}')
+    return args
+
+
+def convert(args) -> dict:
+    """Convert the requested splits; return ``{split: TileReport}``."""
+    src, out = Path(args.src), Path(args.out_dir)
+    grid = None if tuple(args.grid) == (0, 0) else tuple(args.grid)
+    reports = {}
+    for src_split, split in SPLITS.items():
+        if split not in args.splits:
+            continue
+        pairs = pair_files(src / src_split / 'sat', src / src_split / 'map')
+        img_out = out / 'img_dir' / split
+        ann_out = out / 'ann_dir' / split
+        img_out.mkdir(parents=True, exist_ok=True)
+        ann_out.mkdir(parents=True, exist_ok=True)
+        threshold = args.nodata_threshold if split in args.drop_splits else None
+        jobs = [
+            TileJob(
+                stem=stem,
+                img_path=img,
+                mask_path=mask,
+                img_out=img_out,
+                ann_out=ann_out,
+                tile_size=args.tile_size,
+                grid=grid,
+                pad=False,
+                nodata_threshold=threshold,
+                overwrite=args.overwrite) for stem, img, mask in pairs
+        ]
+        print(f'{split}: {len(jobs)} images from {src / src_split}')
+        report = run_jobs(jobs, args.nproc)
+        reports[split] = report
+        dropped = (f'{report.dropped} dropped (pure-white no-data share >= {threshold})'
+                   if threshold is not None else '0 dropped (no-data dropping off)')
+        print(f'\n{split}: {len(report.tiles)} tiles from {report.sources} images: '
+              f'{report.written} written, {report.skipped} already present (skipped), '
+              f'{dropped} -> {img_out}')
+    return reports
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        convert(args)
+    except ConversionError as e:
+        sys.exit(f'error: {e}')
+
+
+if __name__ == '__main__':
+    main()
