@@ -155,7 +155,8 @@ def prepare_cpu_distributed(cfg, launcher):
         cfg.sync_bn = None
     print_log(
         'No CUDA device: distributed run on CPU with the gloo backend '
-        f'(rank {torch_dist.get_rank()} of {torch_dist.get_world_size()}), SyncBN -> BN.',
+        f'(rank {torch_dist.get_rank()} of {torch_dist.get_world_size()}); SyncBN, if any, '
+        'is replaced by BN.',
         logger='current')
     return True
 
