@@ -56,8 +56,11 @@ def build_seg101(genotype, num_classes=2, init_weights=True, **kwargs):
     Keyword arguments go to :func:`seg101_model_cfg`.
     """
     import seg101_mm  # noqa: F401  registers the modules and the compat fixes
+    from mmengine.config import ConfigDict
     from mmengine.registry import DefaultScope
-    cfg = seg101_model_cfg(genotype, num_classes=num_classes, **kwargs)
+
+    # ConfigDict: mmseg reads train_cfg / test_cfg by attribute
+    cfg = ConfigDict(seg101_model_cfg(genotype, num_classes=num_classes, **kwargs))
     with DefaultScope.overwrite_default_scope('mmseg'):
         model = MODELS.build(cfg)
     if init_weights:

@@ -63,7 +63,7 @@ def compiled_ops_available() -> bool:
 
 def install_mmcv_ext_standin() -> bool:
     """Register the stand-in when the compiled extension is missing; return whether it did."""
-    if compiled_ops_available():
+    if _STANDIN_NAME in sys.modules or compiled_ops_available():
         return False
     if importlib.util.find_spec('mmcv') is None:
         return False
