@@ -186,24 +186,32 @@ def summarize(model, genotype, shape):
             params=count_params(head.head_merge) + count_params(head.conv_seg)))
 
 
-def count_flops(model, shape):
-    """FLOPs and activations of one forward of a ``1 x 3 x H x W`` image (mmengine's counter).
+def count_flops(model, shape, activations=True):
+    """FLOPs (and activations) of one forward of a ``1 x 3 x H x W`` image, mmengine's counter.
 
     ``mmengine.analysis.get_model_complexity_info`` counts one multiply-add as one FLOP and
     skips normalisation, pooling, resizing and softmax (it logs each skipped operator as a
-    warning; those warnings are silenced here). Returns ``(flops, activations)``.
+    warning; those warnings are silenced here). It traces the model twice, once for FLOPs and
+    once for activations; with ``activations=False`` only its FLOP counter
+    (``mmengine.analysis.FlopAnalyzer``, same numbers) runs, in half the time.
+
+    Returns:
+        tuple[int, int | None]: FLOPs and activations (None when not counted).
     """
     import logging
 
-    from mmengine.analysis import get_model_complexity_info
+    from mmengine.analysis import FlopAnalyzer, get_model_complexity_info
     from mmengine.logging import MMLogger
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.ERROR)
+    inputs = (torch.zeros(1, 3, *shape), )
     try:
         with torch.no_grad():
+            if not activations:
+                return int(FlopAnalyzer(model, inputs).total()), None
             info = get_model_complexity_info(
-                model, inputs=(torch.zeros(1, 3, *shape), ), show_table=False, show_arch=False)
+                model, inputs=inputs, show_table=False, show_arch=False)
     finally:
         logger.setLevel(level)
     return int(info['flops']), int(info['activations'])
