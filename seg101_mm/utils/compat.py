@@ -12,6 +12,7 @@ Two fixes, both applied by :func:`setup_compat` when ``seg101_mm`` is imported:
    therefore loaded with ``weights_only=False``. **This trusts the file**: a checkpoint can run
    code when unpickled, so only load checkpoints you made or trust.
 """
+import importlib.machinery
 import importlib.util
 import os.path as osp
 import sys
@@ -67,8 +68,12 @@ def install_mmcv_ext_standin() -> bool:
         return False
     if importlib.util.find_spec('mmcv') is None:
         return False
-    sys.modules[_STANDIN_NAME] = _ExtStandIn(
-        _STANDIN_NAME, 'Stand-in for the compiled mmcv extension (see seg101_mm.utils.compat).')
+    module = _ExtStandIn(_STANDIN_NAME,
+                         'Stand-in for the compiled mmcv extension (see seg101_mm.utils.compat).')
+    # A spec without a loader: ``pkgutil.find_loader('mmcv._ext')`` (mmengine's "is full mmcv
+    # installed?" check in Runner.wrap_model) then answers "no" instead of raising ValueError.
+    module.__spec__ = importlib.machinery.ModuleSpec(_STANDIN_NAME, None)
+    sys.modules[_STANDIN_NAME] = module
     return True
 
 
