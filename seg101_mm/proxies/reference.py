@@ -131,7 +131,7 @@ def ref_synflow(model, batch, chunk=None, seed=0):
     except ValueError:  # a BN layer over one value per channel: two identical images
         out, copies = m(torch.ones((2, ) + x.shape[1:], dtype=torch.float64), mode='tensor'), 2
     (out.sum() / copies).backward()
-    return sum(float((l.weight * _grad(l.weight)).abs().sum()) for l in _layers(m))
+    return sum(float((l.weight.detach() * _grad(l.weight)).abs().sum()) for l in _layers(m))
 
 
 def ref_jacob_cov(model, batch, chunk=None, seed=0, k=1e-5):
