@@ -1,0 +1,144 @@
+"""What a search leaves in its work_dir besides the ledger (SEG101.md section 6, paper Fig. 2).
+
+- ``leaderboard.csv``: every candidate, best val mIoU first (failed ones last, with the cause);
+- ``best.json`` and ``best_<key-hash>_full-train.py``: the best architecture, and a standalone
+  mmseg config that trains it with the full recipe (the search config's ``export`` template,
+  the paper's 100 epochs by default);
+- ``plots/top10_per_round.png``: box plot of the 10 best val mIoU after each round;
+  ``plots/miou_hist.png``: histogram of every val mIoU; ``plots/best_so_far.png``: best val mIoU
+  against the number of trained candidates.
+
+Plots use matplotlib's Agg backend and are skipped with a message if matplotlib is missing.
+"""
+import csv
+import hashlib
+import json
+from pathlib import Path
+from typing import List, Optional
+
+COLUMNS = ('rank', 'id', 'round', 'status', 'mIoU', 'key', 'params', 'flops', 'train_s',
+           'cause', 'config')
+
+
+def leaderboard(records: List[dict]) -> List[dict]:
+    """Rows of the leaderboard: done candidates by val mIoU (ties by id), then the others."""
+    done = sorted((r for r in records if r['status'] == 'done'),
+                  key=lambda r: (-r['score'], r['id']))
+    rest = sorted((r for r in records if r['status'] != 'done'), key=lambda r: r['id'])
+    rows = []
+    for i, r in enumerate(done + rest):
+        m = r.get('measures') or {}
+        t = (r['ended_at'] - r['started_at']) if r.get('ended_at') and r.get('started_at') \
+            else None
+        rows.append(dict(rank=i + 1 if r['status'] == 'done' else '', id=r['id'],
+                         round=r.get('round'), status=r['status'],
+                         mIoU='' if r.get('score') is None else f'{r["score"]:.4f}',
+                         key=r['key'], params=m.get('params', ''), flops=m.get('flops', ''),
+                         train_s='' if t is None else f'{t:.1f}', cause=r.get('cause') or '',
+                         config=r.get('config', '')))
+    return rows
+
+
+def write_leaderboard(records, path):
+    path = Path(path)
+    with open(path, 'w', newline='') as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(leaderboard(records))
+    return path
+
+
+def export_best(records, work_dir, export: dict, data_root=None) -> Optional[Path]:
+    """Write the full-training config of the best candidate; None if nothing succeeded."""
+    from mmengine.config import Config
+
+    from .config_writer import candidate_config, write_config
+    done = [r for r in records if r['status'] == 'done']
+    if not done:
+        return None
+    best = max(done, key=lambda r: (r['score'], -r['id']))
+    cfg = Config.fromfile(export['template'])
+    if export.get('overrides'):
+        cfg.merge_from_dict(dict(export['overrides']))
+    tag = hashlib.sha1(best['key'].encode()).hexdigest()[:8]
+    name = f'best_{tag}_full-train'
+    out = candidate_config(cfg.to_dict(), best['genotype'], data_root=data_root,
+                           work_dir=f'./work_dirs/{name}')
+    path = Path(work_dir) / f'{name}.py'
+    write_config(path, out, header=(
+        f'Best architecture of the search in {work_dir}: candidate {best["id"]}, search val '
+        f'mIoU {best["score"]:.2f}\nFull training (SEG101.md section 7): tools/dist_train.sh '
+        f'{path} <GPUS>\nThe backbone starts from random weights unless '
+        f'model.backbone.init_cfg points at a pretrained checkpoint.'))
+    (Path(work_dir) / 'best.json').write_text(json.dumps(dict(
+        id=best['id'], genotype=best['genotype'], key=best['key'], mIoU=best['score'],
+        metrics=best.get('metrics'), config=str(path)), indent=1))
+    return path
+
+
+def plot_search(records, out_dir) -> List[Path]:
+    """The three PNG plots; returns their paths."""
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = sorted((r for r in records if r['status'] == 'done'), key=lambda r: r['id'])
+    if not done:
+        return []
+    paths = []
+    rounds = sorted({r['round'] for r in done})
+    boxes = []
+    for rnd in rounds:
+        scores = sorted((r['score'] for r in done if r['round'] <= rnd), reverse=True)
+        boxes.append(scores[:10])
+    fig, ax = plt.subplots(figsize=(max(4, len(rounds) * 0.6 + 2), 3.5))
+    ax.boxplot(boxes)
+    ax.set_xticks(range(1, len(rounds) + 1), [str(r) for r in rounds])
+    ax.set_xlabel('round')
+    ax.set_ylabel('val mIoU (%) of the 10 best so far')
+    fig.tight_layout()
+    paths.append(out_dir / 'top10_per_round.png')
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.hist([r['score'] for r in done], bins=min(20, max(5, len(done) // 2)))
+    ax.set_xlabel('val mIoU (%)')
+    ax.set_ylabel('candidates')
+    fig.tight_layout()
+    paths.append(out_dir / 'miou_hist.png')
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
+    trained = sorted((r for r in records if r['status'] in ('done', 'failed')),
+                     key=lambda r: r['id'])
+    best, xs, ys = float('-inf'), [], []
+    for i, r in enumerate(trained, 1):
+        if r['status'] == 'done':
+            best = max(best, r['score'])
+        if best > float('-inf'):
+            xs.append(i)
+            ys.append(best)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.step(xs, ys, where='post')
+    ax.set_xlabel('candidates trained')
+    ax.set_ylabel('best val mIoU so far (%)')
+    fig.tight_layout()
+    paths.append(out_dir / 'best_so_far.png')
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    return paths
+
+
+def write_reports(records, work_dir, export: Optional[dict] = None, data_root=None):
+    """Leaderboard, plots and (with ``export``) the best full-training config."""
+    work_dir = Path(work_dir)
+    out = dict(leaderboard=write_leaderboard(records, work_dir / 'leaderboard.csv'),
+               plots=plot_search(records, work_dir / 'plots'))
+    if export:
+        out['best_config'] = export_best(records, work_dir, export, data_root)
+    return out

@@ -1,0 +1,101 @@
+"""How a candidate's training reports back to the search: ``result.json`` in its work_dir.
+
+Every generated candidate config adds ``dict(type='SearchResultHook')`` to ``custom_hooks``.
+The hook writes (atomically, on rank 0) ``{"status": "done", "metrics": {...}}`` after the
+final validation, or ``{"status": "failed", "cause": ...}`` when the training loss stops being
+finite or the candidate runs past its time limit (it then raises, which ends the job). The
+search reads the file with :func:`read_result`; a job that ends without writing it crashed.
+"""
+import json
+import math
+import numbers
+import os
+import time
+from pathlib import Path
+
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+from mmseg.registry import HOOKS
+
+RESULT_FILE = 'result.json'
+
+
+def write_result(work_dir, result: dict, name: str = RESULT_FILE):
+    path = Path(work_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(name + f'.{os.getpid()}.tmp')
+    with open(tmp, 'w') as fh:
+        json.dump(result, fh, indent=1, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_result(work_dir, name: str = RESULT_FILE):
+    """The result a candidate wrote, or None if it wrote none (or a damaged one)."""
+    path = Path(work_dir) / name
+    try:
+        with open(path) as fh:
+            result = json.load(fh)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return result if isinstance(result, dict) and 'status' in result else None
+
+
+class CandidateFailed(RuntimeError):
+    """Raised by :class:`SearchResultHook` to end a candidate that cannot succeed."""
+
+
+@HOOKS.register_module()
+class SearchResultHook(Hook):
+    """Write a search candidate's final val metrics (or why it failed) to ``result.json``.
+
+    Args:
+        result_file (str): File name inside the runner's work_dir.
+        timeout (float, optional): Seconds after ``before_run`` at which the candidate gives
+            up (checked every iteration). The launchers also enforce it from outside.
+        check_finite (bool): Fail on the first non-finite training loss.
+    """
+
+    priority = 'VERY_LOW'
+
+    def __init__(self, result_file: str = RESULT_FILE, timeout=None, check_finite=True):
+        self.result_file = result_file
+        self.timeout = timeout
+        self.check_finite = check_finite
+        self.metrics = None
+        self.start = None
+
+    def _write(self, runner, result):
+        if get_rank() == 0:
+            result = dict(result, iter=runner.iter, elapsed=time.time() - (self.start or 0))
+            write_result(runner.work_dir, result, self.result_file)
+
+    def before_run(self, runner):
+        self.start = time.time()
+        path = Path(runner.work_dir) / self.result_file
+        if get_rank() == 0 and path.exists():
+            path.unlink()  # a stale result of an earlier attempt must not be read back
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if self.check_finite and outputs:
+            for name, value in outputs.items():
+                if 'loss' in name and not math.isfinite(float(value)):
+                    cause = f'non-finite {name} ({float(value)}) at iteration {runner.iter + 1}'
+                    self._write(runner, dict(status='failed', cause=cause))
+                    raise CandidateFailed(cause)
+        if self.timeout is not None and time.time() - self.start > self.timeout:
+            cause = f'timeout: over {self.timeout} s at iteration {runner.iter + 1}'
+            self._write(runner, dict(status='failed', cause=cause))
+            raise CandidateFailed(cause)
+
+    def after_val_epoch(self, runner, metrics=None):
+        self.metrics = {k: float(v) for k, v in (metrics or {}).items()
+                        if isinstance(v, numbers.Real)}
+
+    def after_train(self, runner):
+        if self.metrics is None:
+            self._write(runner, dict(status='failed', cause='training ended without a '
+                                     'validation: set train_cfg.val_interval <= max_iters'))
+        else:
+            self._write(runner, dict(status='done', metrics=self.metrics))
