@@ -1,0 +1,68 @@
+"""The engine on real mmseg segmentors: DeepLabV3+ and PSPNet from mmseg's own configs
+(thin ResNet-18-shaped backbones, BN instead of SyncBN, small inputs) and SEG101."""
+import math
+import os
+
+import pytest
+import torch
+
+import seg101_mm  # noqa: F401
+from seg101_mm.proxies import PAPER_PROXIES, compute_proxies, random_batch
+from seg101_mm.proxies.reference import reference_proxies
+
+BN = dict(type='BN', requires_grad=True)
+
+
+def mmseg_model(config_name, **head_overrides):
+    """Build mmseg's ``_base_/models/<config_name>`` thin: depth 18, 8 base channels, 2 classes."""
+    import mmseg
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+    path = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs', '_base_', 'models',
+                        config_name)
+    cfg = Config.fromfile(path).model
+    cfg.pretrained = None
+    cfg.backbone.update(depth=18, stem_channels=8, base_channels=8, norm_cfg=BN)
+    cfg.decode_head.update(in_channels=64, channels=16, num_classes=2, norm_cfg=BN,
+                           **head_overrides)
+    cfg.auxiliary_head.update(in_channels=32, channels=8, num_classes=2, norm_cfg=BN)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
+@pytest.mark.parametrize('config_name,head', [
+    ('deeplabv3plus_r50-d8.py', dict(c1_in_channels=8, c1_channels=8)),
+    ('pspnet_r50-d8.py', dict()),
+])
+def test_mmseg_segmentors_agree_with_references(config_name, head):
+    torch.manual_seed(0)
+    model = mmseg_model(config_name, **head)
+    assert model.with_auxiliary_head  # the auxiliary FCN loss is part of the training loss
+    batch = random_batch(2, 32, seed=0)
+    got = compute_proxies(model, batch, PAPER_PROXIES)
+    want = reference_proxies(model, batch, PAPER_PROXIES)
+    for name in PAPER_PROXIES:
+        assert math.isfinite(got[name]), name
+        assert got[name] == pytest.approx(want[name], rel=5e-5), name
+
+
+def test_seg101_network():
+    pytest.importorskip('seg101_mm.models', reason='SEG101 models not available')
+    from seg101_mm.models import build_seg101
+    from seg101_mm.space import sample
+    torch.manual_seed(0)
+    model = build_seg101(sample(0))
+    batch = random_batch(2, 128, seed=0)
+    names = ('grad_norm', 'snip', 'fisher', 'synflow', 'jacob_cov', 'nwot', 'params')
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    got = compute_proxies(model, batch, names)
+    assert all(math.isfinite(v) for v in got.values()), got
+    assert got['params'] == sum(p.numel() for p in model.parameters())
+    want = reference_proxies(model, batch, ['snip', 'synflow'])
+    assert got['snip'] == pytest.approx(want['snip'], rel=5e-5)
+    assert got['synflow'] == pytest.approx(want['synflow'], rel=1e-9)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
