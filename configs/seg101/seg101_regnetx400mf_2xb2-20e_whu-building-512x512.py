@@ -1,0 +1,17 @@
+# SEG101 on WHU Building, the search-candidate recipe (one val evaluation at the end): SEG101.md
+# section 7, batch 4 as 2 GPUs x 2 images, 512x512 crops, 20 epochs of the paper's training
+# tiles.
+_base_ = [
+    '../_base_/models/seg101_regnetx400mf.py', '../_base_/datasets/whu_building.py',
+    '../_base_/default_runtime.py', '../_base_/schedules/schedule_whu-building_20e.py'
+]
+# The SEG101 architecture trained here: the reference genotype of
+# configs/_base_/models/seg101_regnetx400mf.py, written out so that it can be swapped (set it in
+# both the neck and the decode head). The paper does not publish its searched architecture;
+# replace it with the winner of a search (docs/datasets.md, 'Configs').
+genotype = ('ga=conv3x3,dil3_conv3x3,conv3x3,avgpool_0.25;'
+            'gb=se,dil3_conv3x3,self_attention,avgpool_0.25;'
+            'st=conv3x3,dil3_conv3x3,dil5_conv3x3,avgpool_0.75;'
+            'h0=01+02+13/01+12;h1=02+03+23/01+02;hm=concat_head')
+train_dataloader = dict(batch_size=2)
+model = dict(neck=dict(genotype=genotype), decode_head=dict(genotype=genotype))
