@@ -2,22 +2,15 @@
 SyncBN replacement, AMP switch, work-dir priority, and the mmcv-lite stand-in spec fix."""
 import os
 import pkgutil
-import socket
 
 import pytest
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
 
-from tool_helpers import load_tool
+from tool_helpers import free_port, load_tool
 
 train = load_tool('train.py')
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def _cfg(**extra):
@@ -74,7 +67,7 @@ def test_prepare_cpu_distributed_initialises_gloo_and_a_cpu_ddp_wrapper(monkeypa
     monkeypatch.setenv('RANK', '0')
     monkeypatch.setenv('WORLD_SIZE', '1')
     monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
-    monkeypatch.setenv('MASTER_PORT', str(_free_port()))
+    monkeypatch.setenv('MASTER_PORT', str(free_port()))
     cfg = _cfg(find_unused_parameters=True, sync_bn='torch')
     try:
         assert train.prepare_cpu_distributed(cfg, 'pytorch') is True

@@ -13,7 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tool_helpers import GENOTYPE_UNUSED_S4, REPO_ROOT, run_tool, tool_env, write_tiny_config
+from tool_helpers import (GENOTYPE_UNUSED_S4, REPO_ROOT, free_port, run_tool, tool_env,
+                          write_tiny_config)
 
 MAX_ITERS = 3
 PAPER_METRICS = ('mIoU', 'IoU.background', 'IoU.road', 'FWIoU', 'PA', 'MPA', 'Precision.road',
@@ -90,10 +91,9 @@ def test_dist_train_runs_two_cpu_processes_and_saves_a_checkpoint(tiny_dataset, 
     config = write_tiny_config(
         tmp_path / 'seg101_tiny_dist.py', tiny_dataset, genotype=GENOTYPE_UNUSED_S4, max_iters=2)
     work_dir = tmp_path / 'work_dir'
-    port = 29500 + (abs(hash(str(tmp_path))) % 2000)
     proc = run_tool(
         ['bash', REPO_ROOT / 'tools' / 'dist_train.sh', config, 2, '--work-dir', work_dir],
-        env=tool_env(PORT=str(port)))
+        env=tool_env(PORT=str(free_port())))
     out = proc.stdout + proc.stderr
     # (only rank 0 logs at INFO level)
     assert 'distributed run on CPU with the gloo backend (rank 0 of 2)' in out

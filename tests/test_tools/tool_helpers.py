@@ -1,6 +1,7 @@
 """Helpers for the tests of the command-line tools: a tiny SEG101 config, tool runners."""
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,10 @@ def load_tool(relpath):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def free_port():
+    """A TCP port nobody listens on right now (for torchrun's rendezvous)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]

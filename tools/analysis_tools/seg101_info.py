@@ -247,7 +247,8 @@ def describe(summary):
             f'{st["stage_op"]} -> F{st["name"][1:]} ({st["channels"]} ch)  '
             f'[{st["params"]:,} params]')
     if summary['stages_unused']:
-        lines.append(f'  (built and run, but read by no head: {", ".join(summary["stages_unused"])})')
+        unused = ', '.join(summary['stages_unused'])
+        lines.append(f'  (built and run, but read by no head: {unused})')
     lines += ['', 'Fusion heads (Merge = resize to the larger map, concat, 1x1 conv-BN-ReLU):']
     for hd in summary['heads']:
         lines.append(f'  head {hd["head"]} ({hd["genotype"]}, reads '
