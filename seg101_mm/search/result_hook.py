@@ -80,8 +80,9 @@ class SearchResultHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if self.check_finite and outputs:
             for name, value in outputs.items():
-                if 'loss' in name and not math.isfinite(float(value)):
-                    cause = f'non-finite {name} ({float(value)}) at iteration {runner.iter + 1}'
+                value = float(value.detach()) if hasattr(value, 'detach') else float(value)
+                if 'loss' in name and not math.isfinite(value):
+                    cause = f'non-finite {name} ({value}) at iteration {runner.iter + 1}'
                     self._write(runner, dict(status='failed', cause=cause))
                     raise CandidateFailed(cause)
         if self.timeout is not None and time.time() - self.start > self.timeout:

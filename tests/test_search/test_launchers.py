@@ -1,0 +1,148 @@
+"""Launchers with a fake trainer, fake Slurm commands on PATH, and the result hook."""
+import json
+import math
+import os
+import stat
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from seg101_mm.search.launchers import Job, LocalLauncher, SlurmLauncher, build_launcher
+from seg101_mm.search.result_hook import CandidateFailed, SearchResultHook, read_result
+
+
+def write_candidate(tmp_path, cid, genotype='ga=x;st=conv3x3,se;hm=concat_head'):
+    cdir = tmp_path / f'{cid:04d}'
+    cdir.mkdir(parents=True, exist_ok=True)
+    cfg = cdir / f'candidate_{cid:04d}.py'
+    cfg.write_text(f'genotype = {genotype!r}\n')
+    return Job(cid=cid, config=str(cfg), work_dir=str(cdir), log=str(cdir / 'train.log'))
+
+
+def drain(launcher, jobs, limit=60):
+    out = {}
+    pending = list(jobs)
+    end = time.time() + limit
+    while (pending or launcher.running) and time.time() < end:
+        while pending and launcher.slots() > 0:
+            launcher.submit(pending.pop(0))
+        for job, result in launcher.poll():
+            out[job.cid] = result
+        time.sleep(0.05)
+    return out
+
+
+def test_local_launcher_outcomes_and_failures(tmp_path, fake_script, monkeypatch):
+    monkeypatch.setenv('FAKE_BEHAVIOUR', json.dumps({'1': 'raise', '2': 'nan', '3': 'hang'}))
+    launcher = LocalLauncher(gpus=[], max_concurrent=4, script=fake_script)
+    jobs = [write_candidate(tmp_path, i) for i in range(4)]
+    jobs[3].timeout = 2.0
+    t0 = time.time()
+    out = drain(launcher, jobs)
+    assert time.time() - t0 < 30
+    assert out[0]['status'] == 'done' and out[0]['metrics']['mIoU'] == 40.0
+    assert out[1]['status'] == 'failed' and out[1]['cause'].startswith('crashed: exit code 1')
+    assert 'ZeroDivisionError: injected failure' in out[1]['cause']
+    assert out[2] == dict(status='failed', cause='non-finite loss (nan) at iteration 1',
+                          log=jobs[2].log)
+    assert out[3]['cause'] == 'timeout: killed after 2.0 s'
+    assert launcher.running == [] and launcher.slots() == 4
+    log = Path(jobs[0].log).read_text()
+    assert 'CUDA_VISIBLE_DEVICES=' in log and 'PORT=' in log
+
+
+def test_local_launcher_gpu_pool(tmp_path, fake_script, monkeypatch):
+    monkeypatch.setenv('FAKE_SLEEP', '0.5')
+    launcher = LocalLauncher(gpus=[0, 1, 2, 3, 4], gpus_per_candidate=2, max_concurrent=8,
+                             script=fake_script)
+    assert launcher.slots() == 2  # 5 GPUs hold two candidates of 2
+    jobs = [write_candidate(tmp_path, i) for i in range(3)]
+    launcher.submit(jobs[0])
+    launcher.submit(jobs[1])
+    assert launcher.slots() == 0
+    assert {jobs[0].resources, jobs[1].resources} == {(0, 1), (2, 3)}
+    out = drain(launcher, jobs[2:])
+    assert len(out) == 3 and all(r['status'] == 'done' for r in out.values())
+    cudas = {json.load(open(Path(j.work_dir) / 'result.json'))['env']['cuda'] for j in jobs}
+    assert cudas <= {'0,1', '2,3'}
+    assert launcher.free_gpus == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match='gpus_per_candidate=3 but the pool has only 2'):
+        LocalLauncher(gpus=2, gpus_per_candidate=3)
+    with pytest.raises(ValueError, match="unknown launcher 'ssh'"):
+        build_launcher(dict(type='ssh'))
+
+
+def fake_bin(tmp_path, name, body):
+    path = tmp_path / 'bin' / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text('#!/usr/bin/env bash\n' + body)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return path
+
+
+SRUN = '''
+echo "$@" >> "$FAKE_SLURM_LOG"
+for a in "$@"; do case "$a" in --work-dir=*) wd="${a#--work-dir=}";; esac; done
+mkdir -p "$wd"
+echo '{"status": "done", "metrics": {"mIoU": 61.5}}' > "$wd/result.json"
+'''
+
+
+@pytest.mark.parametrize('mode', ['srun', 'sbatch'])
+def test_slurm_launcher_with_fake_slurm(tmp_path, monkeypatch, mode):
+    fake_bin(tmp_path, 'srun', SRUN)
+    fake_bin(tmp_path, 'sbatch', 'echo "sbatch $@" >> "$FAKE_SLURM_LOG"\n'
+             'bash "${@: -1}" > /dev/null\necho 4242\n')
+    fake_bin(tmp_path, 'squeue', 'echo "squeue $@" >> "$FAKE_SLURM_LOG"\n')
+    monkeypatch.setenv('PATH', f'{tmp_path / "bin"}:{os.environ["PATH"]}')
+    monkeypatch.setenv('FAKE_SLURM_LOG', str(tmp_path / 'slurm.log'))
+    launcher = SlurmLauncher(partition='gpu-a100', gpus_per_candidate=2, time='01:30:00',
+                             mode=mode, srun_args=['--qos=normal'])
+    job = write_candidate(tmp_path, 5)
+    info = launcher.submit(job)
+    out = drain(launcher, [])
+    assert out[5] == dict(status='done', metrics={'mIoU': 61.5}, log=job.log)
+    calls = (tmp_path / 'slurm.log').read_text()
+    assert '--qos=normal' in calls and '--launcher=slurm' in calls
+    if mode == 'srun':
+        assert '--time=01:30:00' in calls
+        assert '-p gpu-a100 --job-name=seg101-c5 --gres=gpu:2 --ntasks=2' in calls
+        assert 'pid' in info
+    else:
+        script = (Path(job.work_dir) / 'slurm_job.sh').read_text()
+        assert '#SBATCH --partition=gpu-a100' in script and '#SBATCH --gres=gpu:2' in script
+        assert '#SBATCH --time=01:30:00' in script
+        assert info == dict(slurm_job=4242) and 'squeue -h -j 4242' in calls
+    with pytest.raises(ValueError, match="slurm option partition='gpu; rm -rf /'"):
+        SlurmLauncher(partition='gpu; rm -rf /')
+    with pytest.raises(ValueError, match="slurm option time='tomorrow'"):
+        SlurmLauncher(partition='gpu', time='tomorrow')
+
+
+def test_result_hook_nan_timeout_and_success(tmp_path):
+    runner = SimpleNamespace(work_dir=str(tmp_path), iter=4)
+    hook = SearchResultHook()
+    hook.before_run(runner)
+    hook.after_train_iter(runner, 0, outputs=dict(loss=torch.tensor(1.0)))
+    with pytest.raises(CandidateFailed, match=r'non-finite loss \(nan\) at iteration 5'):
+        hook.after_train_iter(runner, 0, outputs=dict(loss=torch.tensor(math.nan)))
+    assert read_result(tmp_path)['status'] == 'failed'
+    slow = SearchResultHook(timeout=0.0)
+    slow.before_run(runner)
+    assert read_result(tmp_path) is None  # a stale result is removed at the start
+    with pytest.raises(CandidateFailed, match='timeout: over 0.0 s at iteration 5'):
+        slow.after_train_iter(runner, 0, outputs=dict(loss=torch.tensor(1.0)))
+    ok = SearchResultHook()
+    ok.before_run(runner)
+    ok.after_val_epoch(runner, metrics={'mIoU': 71.25, 'IoU.road': 40.5, 'note': 'x'})
+    ok.after_train(runner)
+    result = read_result(tmp_path)
+    assert result['status'] == 'done' and result['metrics'] == {'mIoU': 71.25,
+                                                                'IoU.road': 40.5}
+    no_val = SearchResultHook()
+    no_val.before_run(runner)
+    no_val.after_train(runner)
+    assert 'without a validation' in read_result(tmp_path)['cause']

@@ -1,0 +1,143 @@
+"""The search loop through tools/search.py: in-process training, real dist_train.sh jobs,
+failure injection, max_failures, and resume after kill -9."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+
+from seg101_mm.search.ledger import Ledger
+
+
+def search(argv):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'tools'))
+    try:
+        import search as search_tool
+    finally:
+        sys.path.pop(0)
+    search_tool.main(argv)
+
+
+def ledger(work_dir):
+    return Ledger(Path(work_dir) / 'ledger.jsonl').records()
+
+
+def test_inprocess_search_trains_real_candidates(tmp_path, search_config):
+    cfg = search_config(tmp_path / 'search.py', dict(type='InProcessLauncher'),
+                        budget=2, num_init=1, top_k=1, iters=1)
+    wd = tmp_path / 'wd'
+    search([cfg, '--work-dir', str(wd)])
+    recs = ledger(wd)
+    assert [r['status'] for r in recs] == ['done'] * 2, [r.get('cause') for r in recs]
+    assert [r['round'] for r in recs] == [0, 1]
+    assert len({r['key'] for r in recs}) == 2
+    for r in recs:
+        assert 0 <= r['score'] <= 100 and r['metrics']['mIoU'] == r['score']
+        assert {'IoU.road', 'FWIoU', 'PA', 'MPA'} <= set(r['metrics'])
+        cand = Config.fromfile(r['config'])
+        assert cand.model.neck.genotype == r['key'] and cand.train_cfg.max_iters == 1
+        assert cand.train_dataloader.dataset.data_root == str((wd / 'data').resolve())
+    rows = (wd / 'leaderboard.csv').read_text().splitlines()
+    assert len(rows) == 3 and rows[1].startswith('1,')
+    best = max(recs, key=lambda r: r['score'])
+    info = json.loads((wd / 'best.json').read_text())
+    assert info['key'] == best['key']
+    full = Config.fromfile(info['config'])
+    assert full.model.decode_head.genotype == best['key']
+    assert full.train_cfg.max_iters == 201900  # the 100-epoch recipe
+    for png in ('top10_per_round.png', 'miou_hist.png', 'best_so_far.png'):
+        assert (wd / 'plots' / png).stat().st_size > 1000
+    with pytest.raises(FileExistsError, match='--resume'):
+        search([cfg, '--work-dir', str(wd)])
+
+
+def test_real_dist_train_jobs(tmp_path, search_config):
+    launcher = dict(type='LocalLauncher', gpus=[], gpus_per_candidate=1, max_concurrent=1)
+    cfg = search_config(tmp_path / 'search.py', launcher, budget=1, num_init=1,
+                        iters=2, poll=0.2)
+    wd = tmp_path / 'wd'
+    search([cfg, '--work-dir', str(wd)])
+    recs = ledger(wd)
+    assert [r['status'] for r in recs] == ['done'], [r.get('cause') for r in recs]
+    for r in recs:
+        log = Path(r['log']).read_text()
+        assert 'torch.distributed.run' in log or 'gloo' in log
+        assert json.loads((Path(r['work_dir']) / 'result.json').read_text())['iter'] == 2
+        assert r['pid'] > 0 and r['attempts'] == 1
+
+
+def test_failures_are_recorded_and_max_failures_stops(tmp_path, search_config, fake_script,
+                                                      monkeypatch):
+    monkeypatch.setenv('FAKE_BEHAVIOUR', json.dumps({'1': 'raise', '2': 'nan', '3': 'hang'}))
+    launcher = dict(type='LocalLauncher', gpus=[], max_concurrent=4, script=fake_script)
+    cfg = search_config(tmp_path / 's.py', launcher, budget=6, num_init=4,
+                        top_k=2, timeout=3, max_failures=10)
+    wd = tmp_path / 'wd'
+    search([cfg, '--work-dir', str(wd)])
+    recs = ledger(wd)
+    assert [r['status'] for r in recs] == ['done', 'failed', 'failed', 'failed', 'done',
+                                           'done']
+    assert 'ZeroDivisionError: injected failure' in recs[1]['cause']
+    assert recs[2]['cause'] == 'non-finite loss (nan) at iteration 1'
+    assert recs[3]['cause'] == 'timeout: killed after 3 s'
+    assert all(Path(r['log']).exists() for r in recs[1:4])
+    assert recs[4]['round'] == 1  # the search went on after the failures
+    board = (wd / 'leaderboard.csv').read_text()
+    assert 'timeout: killed after 3 s' in board
+
+    cfg = search_config(tmp_path / 's2.py', launcher, budget=6, num_init=4,
+                        top_k=2, timeout=3, max_failures=2)
+    with pytest.raises(RuntimeError, match=r'2 candidates failed \(max_failures=2\)'):
+        search([cfg, '--work-dir', str(tmp_path / 'wd2')])
+
+
+def test_resume_after_kill_9(tmp_path, repo_root, search_config, fake_script):
+    launcher = dict(type='LocalLauncher', gpus=[], max_concurrent=1, script=fake_script)
+    cfg = search_config(tmp_path / 's.py', launcher, budget=6, num_init=3,
+                        top_k=3, seed=3)
+    env = dict(os.environ, FAKE_SLEEP='1.0')
+    wd = tmp_path / 'killed'
+    proc = subprocess.Popen([sys.executable, str(repo_root / 'tools' / 'search.py'), cfg,
+                             '--work-dir', str(wd)], env=env, cwd=str(repo_root),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    path = wd / 'ledger.jsonl'
+    deadline = time.time() + 120
+    killed_while = None
+    while time.time() < deadline and proc.poll() is None:
+        if path.exists():
+            recs = Ledger(path).records()
+            done = [r for r in recs if r['status'] == 'done']
+            running = [r for r in recs if r['status'] == 'running' and r.get('pid')]
+            if len(done) >= 3 and running:  # after round 0, while a candidate trains
+                os.kill(proc.pid, signal.SIGKILL)
+                killed_while = running[0]['id']
+                break
+        time.sleep(0.05)
+    proc.wait()
+    assert killed_while is not None, 'the search ended before it could be killed'
+    before = {r['id']: r for r in Ledger(path).records()}
+
+    os.environ['FAKE_SLEEP'] = '0.2'
+    try:
+        search([cfg, '--work-dir', str(wd), '--resume'])
+        search([cfg, '--work-dir', str(tmp_path / 'straight')])
+    finally:
+        del os.environ['FAKE_SLEEP']
+    resumed = ledger(wd)
+    straight = ledger(tmp_path / 'straight')
+    for cid, rec in before.items():
+        if rec['status'] == 'done':  # never retrained
+            assert resumed[cid]['started_at'] == rec['started_at']
+            assert resumed[cid]['attempts'] == 1
+    assert resumed[killed_while]['attempts'] == 2  # re-queued and trained again
+    assert all(r['status'] == 'done' for r in resumed)
+
+    def essence(recs):
+        return [(r['id'], r['key'], r['round'], r['status'], r['score']) for r in recs]
+
+    assert essence(resumed) == essence(straight)
