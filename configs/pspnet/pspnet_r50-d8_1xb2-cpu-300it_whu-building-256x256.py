@@ -16,7 +16,7 @@ model = dict(
 crop_size = (256, 256)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=False),
+    dict(type='LoadAnnotations'),
     dict(
         type='RandomChoiceResize',
         scales=[(512, 512), (768, 768), (1024, 1024)],

@@ -199,7 +199,7 @@ def convert_pair(job: TileJob) -> TileReport:
     # no-data dropping the image must be read to know which tiles belong
     if not job.overwrite and job.nodata_threshold is None:
         size = _source_size(job.img_path)
-        if size is not None:
+        if size is not None and (job.pad or min(size) >= job.tile_size):
             names = _tile_names(job, _corners(job, *size))
             if all((job.img_out / n).is_file() and (job.ann_out / n).is_file() for n in names):
                 report.skipped = len(names)

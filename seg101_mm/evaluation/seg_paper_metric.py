@@ -31,8 +31,6 @@ def confusion_matrix(pred: Union[np.ndarray, torch.Tensor],
     """
     pred = pred.cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred)
     gt = gt.cpu().numpy() if isinstance(gt, torch.Tensor) else np.asarray(gt)
-    pred = pred.squeeze()
-    gt = gt.squeeze()
     if pred.shape != gt.shape:
         raise ValueError(f'prediction shape {pred.shape} does not match ground truth shape '
                          f'{gt.shape}')
@@ -102,6 +100,11 @@ def metrics_from_confusion(cm: np.ndarray,
     return out
 
 
+def _label_map(data: torch.Tensor) -> torch.Tensor:
+    """``(1, H, W)`` -> ``(H, W)``; unlike ``squeeze`` this keeps a 1-pixel-high map 2-D."""
+    return data[0] if data.dim() == 3 else data
+
+
 @METRICS.register_module()
 class SegPaperMetric(BaseMetric):
     """mIoU, per-class IoU, FWIoU, PA, MPA and target-class precision/recall/F1.
@@ -151,8 +154,8 @@ class SegPaperMetric(BaseMetric):
         """Add the confusion matrix of every sample of the batch to ``self.results``."""
         num_classes = len(self.dataset_meta['classes'])
         for data_sample in data_samples:
-            pred = data_sample['pred_sem_seg']['data'].squeeze()
-            gt = data_sample['gt_sem_seg']['data'].squeeze().to(pred)
+            pred = _label_map(data_sample['pred_sem_seg']['data'])
+            gt = _label_map(data_sample['gt_sem_seg']['data']).to(pred)
             self.results.append(confusion_matrix(pred, gt, num_classes, self.ignore_index))
             if self.output_dir is not None:
                 name = osp.splitext(osp.basename(data_sample['img_path']))[0]

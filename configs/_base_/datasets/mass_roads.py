@@ -8,7 +8,7 @@ crop_size = (512, 512)
 # (RandomResize with ratio_range would draw a continuous factor instead).
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=False),
+    dict(type='LoadAnnotations'),
     dict(
         type='RandomChoiceResize',
         scales=[(512, 512), (768, 768), (1024, 1024)],
@@ -22,7 +22,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(512, 512), keep_ratio=True),
     # annotations are loaded after Resize: metrics are computed at the tile's own size
-    dict(type='LoadAnnotations', reduce_zero_label=False),
+    dict(type='LoadAnnotations'),
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(

@@ -1,0 +1,136 @@
+"""SegPaperMetric against a hand computation and against mmseg's own IoUMetric."""
+import numpy as np
+import pytest
+import torch
+
+import seg101_mm  # noqa: F401
+from mmseg.evaluation import IoUMetric
+from mmseg.registry import METRICS
+from seg101_mm.evaluation import SegPaperMetric, confusion_matrix, metrics_from_confusion
+
+CLASSES = ('background', 'road')
+
+
+def _samples(preds, gts):
+    return [
+        dict(
+            pred_sem_seg=dict(data=torch.as_tensor(p)[None]),
+            gt_sem_seg=dict(data=torch.as_tensor(g)[None]),
+            img_path=f'tile_{i}.png') for i, (p, g) in enumerate(zip(preds, gts))
+    ]
+
+
+def _evaluate(metric, preds, gts, batch=2):
+    metric.dataset_meta = dict(classes=CLASSES)
+    samples = _samples(preds, gts)
+    for i in range(0, len(samples), batch):
+        metric.process({}, samples[i:i + batch])
+    return metric.evaluate(len(samples))
+
+
+def test_hand_computed_example():
+    # 10 pixels over two images: gt/pred pairs give TP_bg=5, FP_road=1 (bg->road),
+    # FN_road=2 (road->bg), TP_road=2; one ignored pixel.
+    gt = [np.array([[0, 0, 0, 1, 1, 255]]), np.array([[0, 0, 0, 1, 1]])]
+    pred = [np.array([[0, 0, 1, 1, 0, 1]]), np.array([[0, 0, 0, 1, 0]])]
+    metric = SegPaperMetric(digits=None)
+    res = _evaluate(metric, pred, gt)
+    tp_bg, fp_road, fn_road, tp_road = 5, 1, 2, 2
+    iou_bg = tp_bg / (tp_bg + fn_road + fp_road)  # 5/8
+    iou_road = tp_road / (tp_road + fp_road + fn_road)  # 2/5
+    assert res['IoU.background'] == pytest.approx(100 * iou_bg)
+    assert res['IoU.road'] == pytest.approx(100 * iou_road)
+    assert res['mIoU'] == pytest.approx(100 * (iou_bg + iou_road) / 2)
+    freq_bg, freq_road = 6 / 10, 4 / 10
+    assert res['FWIoU'] == pytest.approx(100 * (freq_bg * iou_bg + freq_road * iou_road))
+    assert res['PA'] == pytest.approx(100 * 7 / 10)
+    assert res['MPA'] == pytest.approx(100 * (5 / 6 + 2 / 4) / 2)
+    assert res['Precision.road'] == pytest.approx(100 * 2 / 3)
+    assert res['Recall.road'] == pytest.approx(100 * 2 / 4)
+    assert res['F1.road'] == pytest.approx(100 * 2 * 2 / (2 * 2 + 1 + 2))
+    assert list(res) == [
+        'mIoU', 'IoU.background', 'IoU.road', 'FWIoU', 'PA', 'MPA', 'Precision.road',
+        'Recall.road', 'F1.road'
+    ]
+
+
+def test_one_matrix_over_the_split_not_a_mean_of_images():
+    # image 1: perfect on a big road; image 2: misses a 1-pixel road entirely.
+    gt = [np.ones((4, 4), int), np.eye(4, dtype=int)[:1]]
+    pred = [np.ones((4, 4), int), np.zeros((1, 4), int)]
+    res = _evaluate(SegPaperMetric(digits=None), pred, gt)
+    assert res['IoU.road'] == pytest.approx(100 * 16 / 17)  # pooled, not (1 + 0) / 2
+
+
+@pytest.mark.parametrize('seed', [0, 1])
+def test_agrees_with_mmseg_iou_metric(seed):
+    rng = np.random.default_rng(seed)
+    gts, preds = [], []
+    for _ in range(5):
+        gt = (rng.random((32, 40)) < 0.15).astype(np.int64)
+        gt[rng.random((32, 40)) < 0.05] = 255
+        pred = np.where(rng.random((32, 40)) < 0.8, gt, 1 - np.clip(gt, 0, 1))
+        pred[pred == 255] = 0
+        gts.append(gt)
+        preds.append(pred)
+    ours = _evaluate(SegPaperMetric(digits=None), preds, gts)
+    theirs = _evaluate(IoUMetric(iou_metrics=['mIoU', 'mFscore']), preds, gts)
+    # mmseg rounds to 2 decimals
+    assert ours['mIoU'] == pytest.approx(theirs['mIoU'], abs=0.006)
+    assert ours['PA'] == pytest.approx(theirs['aAcc'], abs=0.006)
+    assert ours['MPA'] == pytest.approx(theirs['mAcc'], abs=0.006)
+    # per class: mmseg computes them but only prints them; use its static helpers
+    areas = [IoUMetric.intersect_and_union(torch.as_tensor(p), torch.as_tensor(g), 2, 255)
+             for p, g in zip(preds, gts)]
+    totals = [sum(a[i] for a in areas) for i in range(4)]
+    per_class = IoUMetric.total_area_to_metrics(*totals, metrics=['mIoU', 'mFscore'])
+    assert ours['IoU.background'] == pytest.approx(100 * per_class['IoU'][0])
+    assert ours['IoU.road'] == pytest.approx(100 * per_class['IoU'][1])
+    assert ours['Precision.road'] == pytest.approx(100 * per_class['Precision'][1])
+    assert ours['Recall.road'] == pytest.approx(100 * per_class['Recall'][1])
+    assert ours['F1.road'] == pytest.approx(100 * per_class['Fscore'][1])
+
+
+def test_all_background_prediction():
+    gt = [np.array([[0, 0, 1, 1], [0, 0, 0, 1]])]
+    res = _evaluate(SegPaperMetric(digits=None), [np.zeros((2, 4), int)], gt)
+    assert res['IoU.road'] == 0.0
+    assert res['IoU.background'] == pytest.approx(100 * 5 / 8)
+    assert res['mIoU'] == pytest.approx(100 * 5 / 16)
+    assert res['PA'] == pytest.approx(100 * 5 / 8)
+    assert res['MPA'] == pytest.approx(50.0)
+    assert res['Precision.road'] == 0.0 and res['Recall.road'] == 0.0 and res['F1.road'] == 0.0
+
+
+def test_registered_rounding_target_by_name_and_prediction_pngs(tmp_path):
+    metric = METRICS.build(
+        dict(type='SegPaperMetric', target_class='road', output_dir=str(tmp_path / 'pred')))
+    res = _evaluate(metric, [np.array([[0, 1, 1]])], [np.array([[0, 1, 0]])])
+    assert res['IoU.road'] == 50.0 and res['PA'] == 66.67  # rounded to 2 decimals like mmseg
+    from PIL import Image
+    saved = np.array(Image.open(tmp_path / 'pred' / 'tile_0.png'))
+    np.testing.assert_array_equal(saved, [[0, 1, 1]])
+
+
+def test_confusion_matrix_and_errors():
+    cm = confusion_matrix(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 255]), 2)
+    np.testing.assert_array_equal(cm, [[1, 1], [0, 1]])
+    with pytest.raises(ValueError, match=r'ground truth holds values \[3\] outside'):
+        confusion_matrix(np.zeros(3), np.array([0, 3, 1]), 2)
+    with pytest.raises(ValueError, match=r'prediction shape \(2,\) does not match'):
+        confusion_matrix(np.zeros(2), np.zeros(3), 2)
+    with pytest.raises(ValueError, match='no pixel was evaluated'):
+        metrics_from_confusion(np.zeros((2, 2)), CLASSES)
+    with pytest.raises(ValueError, match='target_class must be in'):
+        metrics_from_confusion(np.ones((2, 2)), CLASSES, target_class=2)
+    metric = SegPaperMetric(target_class='lake')
+    metric.dataset_meta = dict(classes=CLASSES)
+    metric.process({}, _samples([np.zeros((1, 2), int)], [np.zeros((1, 2), int)]))
+    with pytest.raises(ValueError, match="target_class 'lake' is not one of"):
+        metric.evaluate(1)
+
+
+def test_absent_target_class_is_nan_and_left_out_of_miou():
+    res = metrics_from_confusion(np.array([[4, 0], [0, 0]]), CLASSES)
+    assert np.isnan(res['IoU.road']) and np.isnan(res['Recall.road'])
+    assert res['mIoU'] == 1.0 and res['MPA'] == 1.0 and res['Precision.road'] == 0.0
