@@ -10,16 +10,20 @@ removed), all in one process so that the numbers compare:
 - FLOPs: mmengine's counter (``FlopAnalyzer``, the FLOP half of
   ``mmengine.analysis.get_model_complexity_info``) on one ``1 x 3 x S x S`` image (one
   multiply-add counts as one FLOP; normalisation, pooling and resizing are not counted);
-- latency: median wall time of ``--repeats`` forward passes (after ``--warmup`` untimed ones) of
-  a batch of one ``S x S`` image, eval mode, ``torch.no_grad()``, ``mode='tensor'`` (backbone,
-  neck and decode head up to the logits, before the final resize), ``--threads`` CPU threads.
+- latency: median wall time of ``--repeats`` forward passes (``--baseline-repeats`` for the
+  baselines; after ``--warmup`` untimed ones) of a batch of one ``S x S`` image, eval mode,
+  ``torch.no_grad()``, ``mode='tensor'`` (backbone, neck and decode head up to the logits,
+  before the final resize), ``--threads`` CPU threads; and the median process CPU time of the
+  same passes (all threads). The passes are interleaved: round after round, every network
+  runs once, so that a change of load on a shared machine hits all networks alike.
 
 Prints a markdown table (SEG101 min / median / max over the genotypes, and the same split by
 head merge; one row per baseline) and writes per-model rows to ``--out-csv`` / ``--out-json``.
-Run by hand (about 15 minutes on 2 cores at the defaults)::
+Run by hand (20 to 40 minutes on 2 shared cores at the defaults; all networks stay in
+memory, about 3 GB)::
 
     python bench/bench_models.py --num-genotypes 20 --repeats 5 --baseline-repeats 3 \\
-        --size 512 --out-csv bench/results.csv
+        --size 512 --out-csv bench_512.csv --out-json bench_512.json
 """
 import argparse
 import csv
@@ -90,31 +94,48 @@ def build_baseline(config, num_classes=2):
     return MODELS.build(model_cfg)
 
 
-@torch.no_grad()
-def median_latency(model, size, repeats, warmup):
-    """Median seconds of ``repeats`` forward passes of a 1x3xSxS image (and the raw times)."""
-    x = torch.randn(1, 3, size, size)
-    for _ in range(warmup):
-        model(x, mode='tensor')
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model(x, mode='tensor')
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times
-
-
-def measure(name, model, size, repeats, warmup, **extra):
+def count_model(name, model, size, **extra):
+    """Params and FLOPs of ``model`` (put in eval mode) as a result row."""
     model.eval()
     params = sum(p.numel() for p in model.parameters())
     flops, _ = count_flops(model, (size, size), activations=False)
-    latency, times = median_latency(model, size, repeats, warmup)
-    row = dict(name=name, params=params, flops=flops, latency_s=latency,
-               latency_runs=[round(t, 4) for t in times], **extra)
-    print(f'{name}: params {params / 1e6:.2f} M, FLOPs {flops / 1e9:.1f} G, latency '
-          f'{latency * 1e3:.0f} ms (runs {", ".join(f"{t * 1e3:.0f}" for t in times)})',
-          file=sys.stderr, flush=True)
-    return row
+    print(f'{name}: params {params / 1e6:.2f} M, FLOPs {flops / 1e9:.1f} G', file=sys.stderr,
+          flush=True)
+    return dict(name=name, params=params, flops=flops, **extra)
+
+
+@torch.no_grad()
+def interleaved_latency(entries, size, warmup):
+    """Time forward passes of every model in rounds, each round visiting every model once.
+
+    The machine may be shared: running the models in rounds (the starting model rotating from
+    round to round) spreads changes of load evenly over all of them, which timing one model
+    after the other would not. Each entry is ``(row, model, repeats)``; a model takes part in
+    its first ``repeats`` rounds. Adds to each row the median wall time (``latency_s``) and
+    the median process CPU time over all threads (``cpu_s``) of one forward, and the raw runs.
+    """
+    x = torch.randn(1, 3, size, size)
+    for _, model, _ in entries:
+        for _ in range(warmup):
+            model(x, mode='tensor')
+    for row, _, _ in entries:
+        row['latency_runs'], row['cpu_runs'] = [], []
+    rounds = max(n for _, _, n in entries)
+    for r in range(rounds):
+        start = time.perf_counter()
+        order = entries[r % len(entries):] + entries[:r % len(entries)]
+        for row, model, repeats in order:
+            if r >= repeats:
+                continue
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            model(x, mode='tensor')
+            row['latency_runs'].append(round(time.perf_counter() - wall0, 4))
+            row['cpu_runs'].append(round(time.process_time() - cpu0, 4))
+        print(f'latency round {r + 1}/{rounds}: {time.perf_counter() - start:.0f} s',
+              file=sys.stderr, flush=True)
+    for row, _, _ in entries:
+        row['latency_s'] = statistics.median(row['latency_runs'])
+        row['cpu_s'] = statistics.median(row['cpu_runs'])
 
 
 def _triple(values, fmt):
@@ -125,7 +146,7 @@ def markdown_table(rows, size, repeats, baseline_repeats):
     """The summary table: SEG101 as min / median / max (all, then per head merge), baselines."""
     lines = [
         f'| network (input 1x3x{size}x{size}, CPU) | n | params (M) | FLOPs (G) | '
-        f'latency (ms) |', '|---|---|---|---|---|'
+        f'latency (ms) | CPU time (ms) |', '|---|---|---|---|---|---|'
     ]
     seg = [r for r in rows if r.get('genotype')]
     groups = [('SEG101, random genotypes', seg)] + [
@@ -138,18 +159,20 @@ def markdown_table(rows, size, repeats, baseline_repeats):
             f'| {label} (min / median / max) | {len(group)} | '
             f'{_triple([r["params"] / 1e6 for r in group], lambda v: f"{v:.2f}")} | '
             f'{_triple([r["flops"] / 1e9 for r in group], lambda v: f"{v:.1f}")} | '
-            f'{_triple([r["latency_s"] * 1e3 for r in group], lambda v: f"{v:.0f}")} |')
+            f'{_triple([r["latency_s"] * 1e3 for r in group], lambda v: f"{v:.0f}")} | '
+            f'{_triple([r["cpu_s"] * 1e3 for r in group], lambda v: f"{v:.0f}")} |')
     for r in rows:
         if not r.get('genotype'):
             lines.append(f'| {r["name"]} | 1 | {r["params"] / 1e6:.2f} | {r["flops"] / 1e9:.1f} | '
-                         f'{r["latency_s"] * 1e3:.0f} |')
+                         f'{r["latency_s"] * 1e3:.0f} | {r["cpu_s"] * 1e3:.0f} |')
     lines.append('')
     runs = f'{repeats} (SEG101)'
     if any(not r.get('genotype') for r in rows):
         runs += f' / {baseline_repeats} (baselines)'
-    lines.append(f'Latency: median of {runs} timed '
-                 f'forward passes, batch 1, eval mode, no_grad, torch threads '
-                 f'{torch.get_num_threads()}. FLOPs: mmengine counter (1 multiply-add = 1 FLOP).')
+    lines.append(f'Latency (wall) and CPU time (process, all threads): medians of {runs} timed '
+                 f'forward passes, interleaved over the networks in rounds; batch 1, eval mode, '
+                 f'no_grad, torch threads {torch.get_num_threads()}. FLOPs: mmengine counter '
+                 f'(1 multiply-add = 1 FLOP).')
     return '\n'.join(lines)
 
 
@@ -158,24 +181,29 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    rows = []
+    entries = []  # (row, model, repeats); all models stay in memory for interleaved timing
     for seed in range(args.seed_start, args.seed_start + args.num_genotypes):
         genotype = sample(seed)
         model = build_seg101(genotype, num_classes=args.num_classes, init_weights=False)
-        rows.append(measure(f'SEG101 seed {seed}', model, args.size, args.repeats, args.warmup,
-                            seed=seed, genotype=str(genotype), head_merge=genotype.head_merge))
-        del model
+        row = count_model(f'SEG101 seed {seed}', model, args.size, seed=seed,
+                          genotype=str(genotype), head_merge=genotype.head_merge)
+        entries.append((row, model, args.repeats))
     if not args.no_baselines:
         for name, config in BASELINES:
             model = build_baseline(config, args.num_classes)
-            rows.append(measure(name, model, args.size, args.baseline_repeats, args.warmup,
-                                config=config))
-            del model
+            entries.append((count_model(name, model, args.size, config=config), model,
+                            args.baseline_repeats))
+    interleaved_latency(entries, args.size, args.warmup)
+    rows = [row for row, _, _ in entries]
+    for row in rows:
+        print(f'{row["name"]}: latency {row["latency_s"] * 1e3:.0f} ms (runs '
+              f'{", ".join(f"{t * 1e3:.0f}" for t in row["latency_runs"])}), CPU '
+              f'{row["cpu_s"] * 1e3:.0f} ms', file=sys.stderr)
     table = markdown_table(rows, args.size, args.repeats, args.baseline_repeats)
     print(table)
     if args.out_csv:
-        fields = ['name', 'seed', 'head_merge', 'params', 'flops', 'latency_s', 'genotype',
-                  'config']
+        fields = ['name', 'seed', 'head_merge', 'params', 'flops', 'latency_s', 'cpu_s',
+                  'genotype', 'config']
         with open(args.out_csv, 'w', newline='') as f:
             writer = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore')
             writer.writeheader()

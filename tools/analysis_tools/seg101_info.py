@@ -363,7 +363,7 @@ def draw_architecture(summary, path):
                      (x_l3, 'fusion L3'), (x_hm, 'head merge')):
         ax.text(x, 4 * band + 0.25, label, ha='center', fontsize=8.5, weight='bold')
     p = summary['params']
-    title = f'SEG101 {summary["genotype"]}'
+    title = 'SEG101  ' + '; '.join(summary['genotype'].split(';'))
     stats = f'params {human(p["total"])}'
     if summary.get('flops') is not None:
         stats += (f', FLOPs {human(summary["flops"])} at {summary["input_shape"][0]}x'
