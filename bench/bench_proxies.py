@@ -1,0 +1,195 @@
+"""Benchmark: the proxy engine against the per-proxy reference, on real Massachusetts tiles.
+
+For each of N SEG101 genotypes (sampled with a seed) and one batch of real road tiles read
+from ``../shared/data/mass_roads`` (cropped to the 512 window with the most road pixels,
+resized, masks 0/255 -> 0/1), in one process:
+
+* one training step (forward + backward of the same loss on the same batch), for scale;
+* the engine computing the paper's six proxies in its shared passes;
+* the per-proxy reference (:mod:`seg101_mm.proxies.reference`): a fresh ``deepcopy`` of the
+  model for each proxy and one proxy per pass, as the public reference code does.
+
+Prints both values of every proxy (they must agree), the time of each, the speed-up and the
+ratio to the training step, and the peak resident memory of each phase above its start
+(sampled every 5 ms). Not a test: timings on a shared machine are noisy, ratios measured side
+by side in one process are what it reports. Example::
+
+    python bench/bench_proxies.py --num-genotypes 5 --batch-size 4 --size 256
+"""
+import argparse
+import copy
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import seg101_mm  # noqa: F401  (registers modules and applies compat fixes; must come first)
+
+import numpy as np
+import torch
+
+from seg101_mm.proxies import PAPER_PROXIES, make_batch, total_loss
+from seg101_mm.proxies.engine import ProxyEngine, _pads_in_training
+from seg101_mm.proxies.reference import REFERENCES
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def default_data_root():
+    env = os.environ.get('SEG101_SHARED_DATA')
+    return Path(env) if env else REPO.parent / 'shared' / 'data'
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--data-root', type=Path, default=default_data_root())
+    p.add_argument('--num-genotypes', type=int, default=5)
+    p.add_argument('--genotype-seed', type=int, default=0)
+    p.add_argument('--batch-size', type=int, default=4)
+    p.add_argument('--size', type=int, default=256, help='tiles are resized to size x size')
+    p.add_argument('--chunk-size', type=int, default=None)
+    p.add_argument('--threads', type=int, default=1,
+                   help='torch.set_num_threads (1 keeps timings stable on a busy machine)')
+    p.add_argument('--tolerance', type=float, default=1e-3,
+                   help='largest relative difference engine vs reference accepted')
+    return p.parse_args()
+
+
+def load_tiles(root, n, size):
+    """``n`` real Massachusetts Roads tiles as a proxy batch, or None if absent."""
+    import cv2
+    sat_dir, map_dir = root / 'mass_roads' / 'train' / 'sat', root / 'mass_roads' / 'train' / 'map'
+    if not sat_dir.is_dir():
+        return None
+    images, masks = [], []
+    for sat in sorted(sat_dir.iterdir()):
+        mask_path = next((p for p in map_dir.glob(sat.stem + '.*')), None)
+        if mask_path is None:
+            continue
+        img = cv2.imread(str(sat), cv2.IMREAD_COLOR)  # BGR, as mmseg's LoadImageFromFile
+        mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
+        best = max(((y, x) for y in range(0, mask.shape[0] - 511, 494)
+                    for x in range(0, mask.shape[1] - 511, 494)),
+                   key=lambda yx: int((mask[yx[0]:yx[0] + 512, yx[1]:yx[1] + 512] > 0).sum()))
+        y, x = best
+        img = cv2.resize(img[y:y + 512, x:x + 512], (size, size), interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(mask[y:y + 512, x:x + 512], (size, size),
+                          interpolation=cv2.INTER_NEAREST)
+        images.append(img)
+        masks.append((mask > 127).astype(np.int64))  # 0/255 -> 0/1 (255 is mmseg's ignore)
+        if len(images) == n:
+            break
+    return make_batch(images, masks) if len(images) == n else None
+
+
+class PeakRSS:
+    """Peak resident set size above the value at entry, sampled every ``interval`` s."""
+
+    def __init__(self, interval=0.005):
+        self.interval = interval
+        self.page = os.sysconf('SC_PAGE_SIZE')
+
+    def _rss(self):
+        with open('/proc/self/statm') as fh:
+            return int(fh.read().split()[1]) * self.page
+
+    def __enter__(self):
+        self.start = self.peak = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+        self.mib = (self.peak - self.start) / 2**20
+
+
+def training_step(model, batch):
+    m = copy.deepcopy(model)
+    m.train()
+    start = time.perf_counter()
+    data = m.data_preprocessor(batch, _pads_in_training(m.data_preprocessor))
+    total_loss(m.loss(data['inputs'], data['data_samples'])).backward()
+    return time.perf_counter() - start
+
+
+def main():
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance('mmengine', log_level='WARNING').setLevel('WARNING')
+    batch = load_tiles(args.data_root, args.batch_size, args.size)
+    if batch is None:
+        print(f'SKIP: {args.batch_size} Massachusetts Roads train tiles not found under '
+              f'{args.data_root}/mass_roads/train/{{sat,map}} (set SEG101_SHARED_DATA)')
+        return 0
+    from seg101_mm.models import build_seg101
+    from seg101_mm.space import sample
+    import random
+    rng = random.Random(args.genotype_seed)
+    genotypes = [sample(rng) for _ in range(args.num_genotypes)]
+    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads; batch: '
+          f'{args.batch_size} Massachusetts tiles at {args.size}x{args.size}, chunk size '
+          f'{args.chunk_size or "whole batch"}; proxies: {", ".join(PAPER_PROXIES)}')
+    rows, worst = [], 0.
+    for i, g in enumerate(genotypes):
+        torch.manual_seed(i)
+        model = build_seg101(g)
+        training_step(model, batch)  # warm-up: first-call allocations
+        step = training_step(model, batch)
+        def run_engine():
+            with PeakRSS() as mem:
+                t = time.perf_counter()
+                values = ProxyEngine(chunk_size=args.chunk_size).compute(model, batch,
+                                                                         PAPER_PROXIES)
+                return values, time.perf_counter() - t, mem
+
+        def run_reference():
+            values, seconds = {}, 0.
+            with PeakRSS() as mem:
+                for name in PAPER_PROXIES:
+                    t = time.perf_counter()
+                    with torch.random.fork_rng(devices=[]):
+                        values[name] = REFERENCES[name](model, batch, chunk=args.chunk_size)
+                    seconds += time.perf_counter() - t
+            return values, seconds, mem
+
+        # alternate the order, so neither side always runs on a warmer allocator
+        if i % 2 == 0:
+            (engine, t_engine, mem_e), (ref, t_ref, mem_r) = run_engine(), run_reference()
+        else:
+            (ref, t_ref, mem_r), (engine, t_engine, mem_e) = run_reference(), run_engine()
+        print(f'\n[{i}] {g}  ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params)')
+        print(f'    {"proxy":<10} {"engine":>14} {"reference":>14} {"rel. diff":>10}')
+        for name in PAPER_PROXIES:
+            diff = abs(engine[name] - ref[name]) / max(abs(ref[name]), 1e-30)
+            worst = max(worst, diff)
+            print(f'    {name:<10} {engine[name]:>14.6g} {ref[name]:>14.6g} {diff:>10.1e}')
+        rows.append((i, step, t_engine, t_ref, mem_e.mib, mem_r.mib))
+        sys.stdout.flush()
+    print(f'\n| arch | train step (s) | engine, 6 proxies (s) | reference (s) | speed-up | '
+          f'engine / step | peak RSS engine (MiB) | peak RSS reference (MiB) |')
+    print('|---:|---:|---:|---:|---:|---:|---:|---:|')
+    for i, step, te, tr, me, mr in rows:
+        print(f'| {i} | {step:.2f} | {te:.2f} | {tr:.2f} | {tr / te:.2f}x | {te / step:.2f} | '
+              f'{me:.0f} | {mr:.0f} |')
+    steps, te, tr = (sum(r[k] for r in rows) for k in (1, 2, 3))
+    print(f'| all | {steps:.2f} | {te:.2f} | {tr:.2f} | {tr / te:.2f}x | {te / steps:.2f} | '
+          f'{max(r[4] for r in rows):.0f} | {max(r[5] for r in rows):.0f} |')
+    print(f'\nlargest relative difference engine vs reference: {worst:.1e} '
+          f'({"agree" if worst <= args.tolerance else "DISAGREE"} at {args.tolerance:g}); '
+          f'targets: speed-up >= 2.5x, engine <= 5 training steps')
+    return 0 if worst <= args.tolerance else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
