@@ -1,6 +1,6 @@
-# PSPNet R50-D8 on Massachusetts Roads with the paper's training recipe (SEG101.md section 7): mmseg's
-# own model config with 2 classes, SyncBN over 2 GPUs x 2 images, 100 epochs, 512x512 crops,
-# ImageNet-pretrained ResNet-50-V1c (mmseg's 'open-mmlab://resnet50_v1c'; offline, set
+# PSPNet R50-D8 on Massachusetts Roads with the paper's training recipe (SEG101.md section 7):
+# mmseg's own model config with 2 classes, SyncBN over 2 GPUs x 2 images, 100 epochs, 512x512
+# crops, ImageNet-pretrained ResNet-50-V1c (mmseg's 'open-mmlab://resnet50_v1c'; offline, set
 # model.pretrained to a local checkpoint path).
 _base_ = [
     'mmseg::_base_/models/pspnet_r50-d8.py', '../_base_/datasets/mass_roads.py',

@@ -47,7 +47,8 @@ def _stems(folder: Path, suffixes: Sequence[str]) -> Dict[str, Path]:
 def pair_files(img_dir: Path,
                mask_dir: Path,
                img_suffixes: Sequence[str] = ('.tiff', '.tif', '.png'),
-               mask_suffixes: Sequence[str] = ('.tif', '.tiff', '.png')) -> List[Tuple[str, Path, Path]]:
+               mask_suffixes: Sequence[str] = ('.tif', '.tiff', '.png')
+               ) -> List[Tuple[str, Path, Path]]:
     """``(stem, image path, mask path)`` for every image of ``img_dir``, sorted by stem.
 
     Raises:

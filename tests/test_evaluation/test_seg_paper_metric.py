@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import seg101_mm  # noqa: F401
 from mmseg.evaluation import IoUMetric
@@ -134,3 +135,21 @@ def test_absent_target_class_is_nan_and_left_out_of_miou():
     res = metrics_from_confusion(np.array([[4, 0], [0, 0]]), CLASSES)
     assert np.isnan(res['IoU.road']) and np.isnan(res['Recall.road'])
     assert res['mIoU'] == 1.0 and res['MPA'] == 1.0 and res['Precision.road'] == 0.0
+
+
+def test_constant_prediction_baseline(tmp_path):
+    from seg101_mm.evaluation import constant_prediction_metrics
+    masks = [np.array([[0, 0, 1, 255]], np.uint8), np.array([[0, 1, 1, 0]], np.uint8)]
+    for i, m in enumerate(masks):
+        Image.fromarray(m).save(tmp_path / f'{i}.png')
+    res = constant_prediction_metrics(tmp_path)
+    # 7 valid pixels, 4 background: all-background gets PA 4/7, IoU.road 0
+    assert res['PA'] == pytest.approx(100 * 4 / 7)
+    assert res['IoU.background'] == pytest.approx(100 * 4 / 7)
+    assert res['IoU.road'] == 0.0 and res['F1.road'] == 0.0
+    assert res['mIoU'] == pytest.approx(100 * 2 / 7)
+    everything_road = constant_prediction_metrics(tmp_path, label=1)
+    assert everything_road['Recall.road'] == 100.0
+    assert everything_road['Precision.road'] == pytest.approx(100 * 3 / 7)
+    with pytest.raises(FileNotFoundError, match='no \\*.png masks in'):
+        constant_prediction_metrics(tmp_path / 'missing')
