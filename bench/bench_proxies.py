@@ -126,7 +126,7 @@ def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
     from mmengine.logging import MMLogger
-    MMLogger.get_instance('mmengine', log_level='WARNING').setLevel('WARNING')
+    MMLogger.get_instance('mmengine').setLevel('WARNING')
     batch = load_tiles(args.data_root, args.batch_size, args.size)
     if batch is None:
         print(f'SKIP: {args.batch_size} Massachusetts Roads train tiles not found under '

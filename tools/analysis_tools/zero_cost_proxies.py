@@ -203,7 +203,7 @@ def main(argv=None):
     args = parse_args(argv)
     # init_weights logs every tensor at INFO; keep the progress bar readable
     from mmengine.logging import MMLogger
-    MMLogger.get_instance('mmengine', log_level='WARNING').setLevel('WARNING')
+    MMLogger.get_instance('mmengine').setLevel('WARNING')
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = out_dir / 'proxies.csv', out_dir / 'proxies.json'
