@@ -15,11 +15,9 @@ Distributed runs without a GPU (``--launcher pytorch`` and no CUDA) are prepared
 """
 import argparse
 import datetime
-import importlib.machinery
 import logging
 import os
 import os.path as osp
-import sys
 
 import seg101_mm  # noqa: F401  (registers modules and applies compat fixes; must come first)
 
@@ -35,23 +33,6 @@ LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 # Normalisation layers that need a GPU process group, and what replaces them on a CPU.
 SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN', 'SyncBatchNorm')
 CPU_BN_TYPE = 'BN'
-
-
-def ensure_ext_standin_spec():
-    """Give the mmcv-lite stand-in ``mmcv._ext`` a module spec if it has none.
-
-    mmengine's ``Runner.wrap_model`` asks ``pkgutil.find_loader('mmcv._ext')`` whether full
-    mmcv is installed; on a module in ``sys.modules`` whose ``__spec__`` is None that raises
-    ``ValueError`` instead of answering. A spec without a loader makes it answer "no loader",
-    i.e. mmcv-lite. Does nothing with full mmcv or when the stand-in already has a spec.
-    """
-    module = sys.modules.get('mmcv._ext')
-    if (module is not None and getattr(module, '__seg101_standin__', False)
-            and module.__spec__ is None):
-        module.__spec__ = importlib.machinery.ModuleSpec('mmcv._ext', None)
-
-
-ensure_ext_standin_spec()
 
 
 def parse_args(argv=None):

@@ -1,5 +1,5 @@
 """The pieces of tools/train.py and tools/test.py that are not mmengine's: CPU distributed set-up,
-SyncBN replacement, AMP switch, work-dir priority, and the mmcv-lite stand-in spec fix."""
+SyncBN replacement, AMP switch, work-dir priority, CLI; and the mmcv-lite check the Runner makes."""
 import os
 import pkgutil
 
@@ -114,14 +114,13 @@ def test_work_dir_priority_cli_then_config_then_config_name():
     assert cfg.work_dir == os.path.join('./work_dirs', 'my_config')
 
 
-def test_mmcv_full_check_answers_instead_of_raising_with_the_standin():
+def test_runners_mmcv_full_check_answers_with_the_standin():
     from mmengine.utils.dl_utils import mmcv_full_available
 
     from seg101_mm.utils.compat import compiled_ops_available
     if compiled_ops_available():
         pytest.skip('full mmcv is installed: there is no stand-in')
-    train.ensure_ext_standin_spec()
-    # mmengine's Runner.wrap_model asks this; it raised ValueError on a spec-less module
+    # Runner.wrap_model asks this of every non-distributed run (tools/train.py, tools/test.py)
     assert pkgutil.find_loader('mmcv._ext') is None
     assert mmcv_full_available() is False
 
