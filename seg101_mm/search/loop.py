@@ -23,7 +23,7 @@ from mmseg.registry import LOOPS, MODELS
 
 from seg101_mm.space import Genotype
 from .config_writer import candidate_config, write_config
-from .launchers import Job, build_launcher, kill_stale
+from .launchers import Job, build_launcher, kill_stale, outcome
 from .ledger import Ledger
 from .strategy import build_strategy
 
@@ -160,7 +160,8 @@ class NPENASSearchLoop(BaseLoop):
             generate ``<work_dir>/data`` when ``data_root`` is not given or does not exist),
             ``seed`` (training seed of every candidate, default the search seed).
         export (dict): ``template`` and ``overrides`` of the full-training config written for
-            the best architecture (the 100-epoch recipe).
+            the best architecture (the 100-epoch recipe), and optionally its ``data_root``
+            (default: the search's, unless the search ran on generated scenes).
         budget (int): Candidates to train in all. Paper: 200.
         seed (int): Seed of the strategy.
         max_failures (int): Stop the search (with an error) when this many candidates failed.
@@ -226,6 +227,7 @@ class NPENASSearchLoop(BaseLoop):
 
     def _data_root(self):
         root = self.candidate.get('data_root')
+        self.synthetic_data = False
         if root and Path(root).exists():
             return str(Path(root).resolve())
         synthetic = self.candidate.get('synthetic')
@@ -233,6 +235,7 @@ class NPENASSearchLoop(BaseLoop):
             raise FileNotFoundError(f'candidate data_root {root!r} does not exist and no '
                                     f'synthetic dataset is configured')
         from seg101_mm.datasets.synthetic import make_synthetic_dataset
+        self.synthetic_data = True
         target = self.work_dir / 'data'
         if not (target / 'img_dir' / 'val').is_dir():
             self.log(f'generating the synthetic dataset {synthetic} in {target}')
@@ -272,7 +275,14 @@ class NPENASSearchLoop(BaseLoop):
             elif rec['status'] == 'running':
                 if kill_stale(rec.get('pid'), rec['config']):
                     self.log(f'ended the orphaned job of candidate {rec["id"]}')
-                self.ledger.update(rec['id'], status='queued')
+                job = Job(cid=rec['id'], config=rec['config'], work_dir=rec['work_dir'],
+                          log=rec['log'])
+                result = outcome(job)
+                if result['status'] == 'done':
+                    # It finished after the kill, before its result was recorded: keep it.
+                    self._finish(job, result)
+                else:
+                    self.ledger.update(rec['id'], status='queued')
         self.ledger.save_strategy(self.strategy.state_dict())
         counts = {s: len(self.ledger.records(s)) for s in ('done', 'failed', 'queued')}
         self.log(f'resumed: {counts}, strategy round {self.strategy.round}')
@@ -339,8 +349,12 @@ class NPENASSearchLoop(BaseLoop):
 
     def _report(self):
         from .reports import write_reports
-        write_reports(self.ledger.records(), self.work_dir, self.export,
-                      data_root=self.data_root)
+        # The full-training config trains on the search's dataset when it is a real one;
+        # after a search on generated scenes it keeps the export template's data_root.
+        data_root = self.export.get('data_root') if self.export else None
+        if data_root is None and not self.synthetic_data:
+            data_root = self.data_root
+        write_reports(self.ledger.records(), self.work_dir, self.export, data_root=data_root)
 
     # ------------------------------------------------------------------ run
     def run(self):

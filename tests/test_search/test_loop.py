@@ -121,6 +121,13 @@ def test_resume_after_kill_9(tmp_path, repo_root, search_config, fake_script):
     proc.wait()
     assert killed_while is not None, 'the search ended before it could be killed'
     before = {r['id']: r for r in Ledger(path).records()}
+    # The orphaned job finishes on its own; a result written after the kill is kept on
+    # resume. Remove it to exercise the re-queue of a candidate that was cut off.
+    result = Path(before[killed_while]['work_dir']) / 'result.json'
+    deadline = time.time() + 30
+    while not result.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    result.unlink()
 
     os.environ['FAKE_SLEEP'] = '0.2'
     try:
