@@ -25,7 +25,8 @@ CAPTURES = {
     'hessian_grad': 'H g for the accumulated gradient g (ctx.hessian_grad)',
     'jacobian': 'd(sum of logits)/d(input), one row per image (ctx.jacobian)',
     'relu_codes': 'NASWOT kernel of binary ReLU codes (ctx.nwot_kernel)',
-    'synflow': 'dR/dW of |W| in float64 on an all-ones input (ctx.synflow_grad, ctx.synflow_weights)',
+    'synflow': ('dR/dW of |W| in float64 on an all-ones input (ctx.synflow_grad, '
+                'ctx.synflow_weights)'),
 }
 
 

@@ -23,7 +23,6 @@ import argparse
 import csv
 import json
 import math
-import os.path as osp
 import random
 import sys
 import time
