@@ -173,3 +173,28 @@ def test_ledger_statuses_and_metrics(tmp_path):
     keys, values, miou = join([dict(key=g.key, snip=1.0) for g in (g0, g1, g2)], rows,
                               ['snip'])
     assert keys == [g0.key] and list(miou) == [70.0]
+
+
+def test_batch_from_a_dataset_config_train_pipeline(tmp_path, repo_root):
+    import torch
+    from mmengine.config import Config
+
+    from seg101_mm.datasets.synthetic import make_synthetic_dataset
+    from seg101_mm.proxies import batch_from_config, compute_proxies
+    root = make_synthetic_dataset(tmp_path / 'roads', kind='roads', num_train=4, num_val=1,
+                                  num_test=1, size=64, seed=0)
+    cfg = Config.fromfile(str(repo_root / 'configs' / '_base_' / 'datasets' / 'mass_roads.py'))
+    cfg.train_dataloader.dataset.data_root = str(root)
+    batch = batch_from_config(cfg, batch_size=2, seed=3)
+    again = batch_from_config(cfg, batch_size=2, seed=3)
+    assert len(batch['inputs']) == 2 and batch['inputs'][0].dtype == torch.uint8
+    assert batch['inputs'][0].shape[0] == 3
+    for a, b in zip(batch['inputs'], again['inputs']):  # seeded sampling and augmentation
+        assert torch.equal(a, b)
+    labels = torch.cat([s.gt_sem_seg.data.flatten() for s in batch['data_samples']])
+    assert set(labels.unique().tolist()) <= {0, 1, 255}  # 255 only from padding
+    assert (labels == 1).any()  # roads are class 1, not the ignore index
+    from toy_models import tiny_encoder_decoder
+    torch.manual_seed(0)
+    scores = compute_proxies(tiny_encoder_decoder(), batch, ['snip', 'params'])
+    assert scores['snip'] > 0
