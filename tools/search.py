@@ -27,8 +27,6 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import seg101_mm  # noqa: F401  registers the search loop, hooks and models
-    from seg101_mm.search.launchers import ensure_runner_compat
-    ensure_runner_compat()
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

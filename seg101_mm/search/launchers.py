@@ -203,21 +203,6 @@ class _SubprocessLauncher(Launcher):
         self.running = []
 
 
-def ensure_runner_compat():
-    """Let mmengine's Runner start next to the mmcv-lite stand-in of ``mmcv._ext``.
-
-    ``Runner.wrap_model`` asks ``pkgutil.find_loader('mmcv._ext')``, which raises ValueError
-    on a module whose ``__spec__`` is None; a spec without a loader answers "not full mmcv".
-    (tools/train.py applies the same fix.) Does nothing with full mmcv.
-    """
-    import importlib.machinery
-    import sys
-    module = sys.modules.get('mmcv._ext')
-    if (module is not None and getattr(module, '__seg101_standin__', False)
-            and module.__spec__ is None):
-        module.__spec__ = importlib.machinery.ModuleSpec('mmcv._ext', None)
-
-
 def _detect_gpus():
     try:
         import torch
@@ -459,7 +444,6 @@ class InProcessLauncher(Launcher):
     def submit(self, job):
         from mmengine.config import Config
         from mmengine.runner import Runner
-        ensure_runner_compat()
         job.started = time.time()
         cfg = Config.fromfile(job.config)
         cfg.work_dir = job.work_dir

@@ -34,6 +34,11 @@ def encode_graphs(genotypes: Sequence[Genotype]):
 class DenseGINLayer(nn.Module):
     """One GIN layer: ``BN(ReLU(MLP(x_i + sum_{j -> i} x_j)))`` (SEG101.md section 6).
 
+    :meth:`forward` takes the aggregated features ``x_i + sum_{j -> i} x_j``, i.e.
+    ``self_loops(adj) @ x`` (see :func:`self_loops`), so that the aggregation is one batched
+    matrix product and, for the constant one-hot inputs of the first layer, can be computed
+    once per fit instead of once per step.
+
     Args:
         in_channels (int): Node feature width in.
         out_channels (int): Node feature width out. Paper: 32.
@@ -46,12 +51,17 @@ class DenseGINLayer(nn.Module):
             nn.Linear(out_channels, out_channels))
         self.bn = nn.BatchNorm1d(out_channels)
 
-    def forward(self, x, adj):
-        # adj[b, j, i] = 1 for an edge j -> i, so the predecessors' sum is adj^T @ x.
-        h = self.mlp(x + adj.transpose(1, 2) @ x)
-        h = F.relu(h)
-        b, n, c = h.shape
-        return self.bn(h.reshape(b * n, c)).reshape(b, n, c)
+    def forward(self, aggregated):
+        b, n, _ = aggregated.shape
+        lin1, lin2 = self.mlp[0], self.mlp[2]
+        h = F.linear(aggregated.reshape(b * n, -1), lin1.weight, lin1.bias).relu_()
+        h = F.linear(h, lin2.weight, lin2.bias).relu_()
+        return self.bn(h).reshape(b, n, -1)
+
+
+def self_loops(adj):
+    """``I + adj^T`` for ``(N, 41, 41)`` adjacency: row i sums node i and its predecessors."""
+    return adj.transpose(1, 2) + torch.eye(adj.shape[-1], dtype=adj.dtype)
 
 
 class GINPredictor(nn.Module):
@@ -82,10 +92,15 @@ class GINPredictor(nn.Module):
         self.mean_head = nn.Linear(hidden + num_extra, 1)
         self.std_head = nn.Linear(hidden + num_extra, 1) if uncertainty else None
 
-    def embed(self, adj, labels, extra=None):
+    def embed(self, adj, labels, extra=None, first=None):
+        """Pooled graph embeddings ``(N, hidden [+ num_extra])``.
+
+        ``adj`` here is :func:`self_loops` of the adjacency; ``first`` optionally holds the
+        first layer's aggregated input ``adj @ labels``, precomputed.
+        """
         x = labels
-        for layer in self.layers:
-            x = layer(x, adj)
+        for i, layer in enumerate(self.layers):
+            x = layer(first if i == 0 and first is not None else torch.bmm(adj, x))
         x = x.mean(dim=1)
         if self.num_extra:
             if extra is None or extra.shape != (x.shape[0], self.num_extra):
@@ -95,14 +110,17 @@ class GINPredictor(nn.Module):
             x = torch.cat([x, extra], dim=1)
         return x
 
-    def forward(self, adj, labels, extra=None):
-        """Return predicted mIoU ``(N,)``, and ``(mean, std)`` with an uncertainty head."""
-        z = self.embed(adj, labels, extra)
+    def head(self, z):
         mean = torch.sigmoid(self.mean_head(z)).squeeze(1) * self.scale
         if self.std_head is None:
             return mean
         std = F.softplus(self.std_head(z)).squeeze(1) * (self.scale / 10) + 1e-3
         return mean, std
+
+    def forward(self, adj, labels, extra=None):
+        """Predicted mIoU ``(N,)`` (or ``(mean, std)``) from adjacency ``(N, 41, 41)``
+        (``adj[b, i, j] = 1`` for an edge i -> j) and one-hot labels ``(N, 41, 12)``."""
+        return self.head(self.embed(self_loops(adj), labels, extra))
 
 
 def fit_predictor(genotypes: Sequence[Genotype], targets: Sequence[float],
@@ -153,12 +171,15 @@ def _fit(genotypes, targets, extra, uncertainty, num_layers, hidden, epochs, bat
         model = GINPredictor(num_layers, hidden, num_extra=0 if extra is None else
                              np.asarray(extra).shape[1], uncertainty=uncertainty)
     adj, labels = encode_graphs(genotypes)
+    agg = self_loops(adj)
+    first = torch.bmm(agg, labels)  # the first layer's input never changes
     y = torch.as_tensor(np.asarray(targets, dtype=np.float32))
     ex = None if extra is None else torch.as_tensor(np.asarray(extra, dtype=np.float32))
     params = list(model.parameters())
     decayed = [p for n, p in model.named_parameters() if n.endswith('weight') and p.dim() > 1]
-    opt = torch.optim.Adam(params, lr=lr, betas=(float(betas[0]), float(betas[1])),
-                           foreach=True)
+    # fused: one kernel for the whole update; the graphs are so small that per-op overhead,
+    # not arithmetic, is what a fit costs.
+    opt = torch.optim.Adam(params, lr=lr, betas=(float(betas[0]), float(betas[1])), fused=True)
     n = len(y)
     total = epochs * math.ceil(n / batch_size)
     step = 0
@@ -169,7 +190,8 @@ def _fit(genotypes, targets, extra, uncertainty, num_layers, hidden, epochs, bat
             idx = order[start:start + batch_size]
             if len(idx) < 2:  # BatchNorm needs more than one graph's statistics
                 idx = order[start - 1:start + batch_size]
-            out = model(adj[idx], labels[idx], None if ex is None else ex[idx])
+            out = model.head(model.embed(agg[idx], None, None if ex is None else ex[idx],
+                                         first=first[idx]))
             if uncertainty:
                 loss = F.gaussian_nll_loss(out[0], y[idx], out[1]**2)
             else:
