@@ -31,7 +31,8 @@ model = dict(
                            seg_pad_val=255),
     backbone=dict(type='ResNetV1c', depth=18, num_stages=2, out_indices=(0, 1),
                   strides=(1, 2), dilations=(1, 1), stem_channels=8, base_channels=8,
-                  norm_cfg=norm_cfg),
+                  norm_cfg=norm_cfg,
+                  init_cfg=dict(type='Pretrained', checkpoint='/nonexistent/r18.pth')),
     decode_head=dict(type='FCNHead', in_channels=16, in_index=1, channels=8, num_convs=1,
                      num_classes=2, norm_cfg=norm_cfg,
                      loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
@@ -55,7 +56,8 @@ def test_config_mode_records_nan_reasons_and_resumes(tmp_path, repo_root, capsys
     rows = read_csv(out / 'proxies.csv')
     assert len(rows) == 1 and rows[0]['key'] == 'tiny_fcn'
     row = rows[0]
-    assert float(row['snip']) > 0 and float(row['params']) > 1000  # SyncBN built as BN
+    # SyncBN built as BN, the Pretrained init_cfg dropped (random init, nothing loaded)
+    assert float(row['snip']) > 0 and float(row['params']) > 1000
     assert math.isnan(float(row['zico'])) and row['status'] == 'partial'
     assert 'at least 2 chunks' in json.loads(row['reasons'])['zico']
     payload = json.loads((out / 'proxies.json').read_text())

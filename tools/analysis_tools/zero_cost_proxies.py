@@ -91,6 +91,21 @@ def bn_for_cpu(cfg):
     return cfg
 
 
+def without_checkpoints(cfg):
+    """Drop ``init_cfg=dict(type='Pretrained', ...)`` recursively: proxies score the randomly
+    initialised network (SEG101.md section 8), and nothing is downloaded."""
+    if isinstance(cfg, dict):
+        init = cfg.get('init_cfg')
+        if isinstance(init, dict) and init.get('type') == 'Pretrained':
+            cfg['init_cfg'] = None
+        for v in cfg.values():
+            without_checkpoints(v)
+    elif isinstance(cfg, (list, tuple)):
+        for v in cfg:
+            without_checkpoints(v)
+    return cfg
+
+
 def stable_seed(key):
     return zlib.crc32(key.encode()) & 0x7fffffff
 
@@ -108,6 +123,7 @@ def architectures(args):
             if args.device == 'cpu':
                 bn_for_cpu(model_cfg)
             model_cfg.pop('pretrained', None)
+            without_checkpoints(model_cfg)
             with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmseg')):
                 model = MODELS.build(model_cfg)
             model.init_weights()
