@@ -5,6 +5,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE = 'configs/search/candidates/seg101_regnetx400mf_1x2-cpu-tiny_roads-64x64.py'
+EXPORT = 'configs/search/full/seg101_regnetx400mf_2x2-100e_mass-roads-512x512.py'
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ train_cfg = dict(
     launcher={launcher!r},
     candidate=dict(template={str(repo_root / TEMPLATE)!r}, iters={iters}, data_root=None,
                    synthetic={synthetic!r}),
-    export=dict(template={str(repo_root / 'configs/search/full/seg101_regnetx400mf_2x2-100e_mass-roads-512x512.py')!r}),
+    export=dict(template={str(repo_root / EXPORT)!r}),
     max_failures={max_failures}, candidate_timeout={timeout!r}, poll_interval={poll},
     fsync=False)
 model = dict(type='SearchController')
