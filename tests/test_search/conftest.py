@@ -25,6 +25,7 @@ def search_config(repo_root):
 
 def _search_config(path, repo_root, launcher, budget=4, num_init=2, top_k=2, iters=1,
                   max_failures=5, timeout=None, poll=0.05, strategy='NPENASNP', seed=0,
+                  measure=None,
                   synthetic=dict(kind='roads', num_train=2, num_val=1, num_test=1, size=64)):
     """Write a search config for tests and return its path."""
     strat = dict(type=strategy, num_init=num_init, top_k=top_k, num_candidates=20,
@@ -39,7 +40,7 @@ train_cfg = dict(
                    synthetic={synthetic!r}),
     export=dict(template={str(repo_root / EXPORT)!r}),
     max_failures={max_failures}, candidate_timeout={timeout!r}, poll_interval={poll},
-    fsync=False)
+    measure={measure!r}, fsync=False)
 model = dict(type='SearchController')
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.0))
 train_dataloader = dict()

@@ -29,7 +29,8 @@ def ledger(work_dir):
 
 def test_inprocess_search_trains_real_candidates(tmp_path, search_config):
     cfg = search_config(tmp_path / 'search.py', dict(type='InProcessLauncher'),
-                        budget=2, num_init=1, top_k=1, iters=1)
+                        budget=2, num_init=1, top_k=1, iters=1,
+                        measure=dict(names=['params', 'flops'], input_size=(64, 64)))
     wd = tmp_path / 'wd'
     search([cfg, '--work-dir', str(wd)])
     recs = ledger(wd)
@@ -42,8 +43,11 @@ def test_inprocess_search_trains_real_candidates(tmp_path, search_config):
         cand = Config.fromfile(r['config'])
         assert cand.model.neck.genotype == r['key'] and cand.train_cfg.max_iters == 1
         assert cand.train_dataloader.dataset.data_root == str((wd / 'data').resolve())
+        # measured on the built network: RegNetX-400MF alone has 4.77 M parameters
+        assert 4.77e6 < r['measures']['params'] < 1e8 and r['measures']['flops'] > 1e7
     rows = (wd / 'leaderboard.csv').read_text().splitlines()
     assert len(rows) == 3 and rows[1].startswith('1,')
+    assert str(recs[0]['measures']['params']) in '\n'.join(rows)
     best = max(recs, key=lambda r: r['score'])
     info = json.loads((wd / 'best.json').read_text())
     assert info['key'] == best['key']

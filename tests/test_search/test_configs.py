@@ -1,0 +1,25 @@
+"""The search configs shipped in configs/search build a valid loop and strategy."""
+import pytest
+from mmengine.config import Config
+
+from seg101_mm.search.loop import _load_template
+from seg101_mm.search.strategy import build_strategy
+
+CONFIGS = ['npenas-np_seg101-regnetx400mf_cpu-40it_synthetic-roads-64x64.py',
+           'npenas-np-zc_seg101-regnetx400mf_cpu-40it_synthetic-roads-64x64.py']
+
+
+@pytest.mark.parametrize('name', CONFIGS)
+def test_search_configs(repo_root, name):
+    cfg = Config.fromfile(str(repo_root / 'configs' / 'search' / name)).train_cfg
+    assert cfg.type == 'NPENASSearchLoop' and cfg.launcher.type == 'LocalLauncher'
+    assert cfg.budget == 16 and cfg.candidate.iters == 40
+    template = _load_template(str(repo_root / cfg.candidate.template), iters=40)
+    assert template['train_cfg']['max_iters'] == template['train_cfg']['val_interval'] == 40
+    # warmup keeps its length, the poly decay spans the (shortened) run
+    assert [s['end'] for s in template['param_scheduler']] == [5, 40]
+    strategy = build_strategy(cfg.strategy.to_dict(), budget=cfg.budget, seed=cfg.seed,
+                              measure=lambda g: dict(params=1e6, flops=1e9))
+    assert strategy.top_k == 4 and strategy.num_init == 8
+    full = Config.fromfile(str(repo_root / cfg.export.template))
+    assert full.train_cfg.max_iters == 201900 and full.train_dataloader.batch_size == 2
