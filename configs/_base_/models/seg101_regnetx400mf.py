@@ -41,3 +41,6 @@ model = dict(
             type='TopKPixelCrossEntropyLoss', top_k_percent=0.2, loss_weight=1.0)),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
+# A genotype may leave a stage unread by both heads: its stage op (and the backbone stage, when
+# nothing later uses it) then gets no gradient, which DDP must be told about.
+find_unused_parameters = True
