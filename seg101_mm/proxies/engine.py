@@ -228,6 +228,24 @@ class ProxyEngine:
                                       f'has {n} image(s)')
             requires = requires - {'grad_moments'}
         main = requires & set(MAIN_PASS_CAPTURES)
+        try:
+            chunk = self._run_gradient_passes(ctx, main, chunk, n, failed, errors)
+        except Exception as err:  # noqa: BLE001
+            if errors == 'raise':
+                raise
+            failed.update({c: f'{type(err).__name__}: {err}' for c in main if c not in failed})
+        self.last_chunk_size = chunk
+        if 'synflow' in requires:
+            try:
+                self._synflow_pass(ctx)
+            except Exception as err:  # noqa: BLE001
+                if errors == 'raise':
+                    raise
+                failed['synflow'] = f'{type(err).__name__}: {err}'
+        return failed
+
+    def _run_gradient_passes(self, ctx, main, chunk, n, failed, errors):
+        """The main, grasp and NASWOT passes, halving the chunk size on out-of-memory."""
         while True:
             ctx.reset()
             ctx.chunk_size = chunk
@@ -238,16 +256,20 @@ class ProxyEngine:
                 shared = main - {'grad_moments'} if zico_apart else main
                 if zico_apart:
                     shadow = copy.copy(ctx)
-                    self._main_pass(shadow, {'grad_moments'}, math.ceil(n / 2))
+                    try:
+                        self._main_pass(shadow, {'grad_moments'}, math.ceil(n / 2))
+                        ctx.grad_moments = shadow.grad_moments
+                    except Exception as err:  # noqa: BLE001
+                        if errors == 'raise' or is_out_of_memory(err):
+                            raise
+                        failed['grad_moments'] = f'{type(err).__name__}: {err}'
                 if shared:
                     self._main_pass(ctx, shared, chunk)
-                if zico_apart:
-                    ctx.grad_moments = shadow.grad_moments
                 if 'hessian_grad' in main and ctx.hessian_grad is None:
                     self._grasp_pass(ctx, chunk)
                 if 'relu_codes' in main and ctx.nwot_kernel is None:
                     self._nwot_pass(ctx)
-                break
+                return chunk
             except Exception as err:  # noqa: BLE001
                 if not is_out_of_memory(err) or chunk <= self.min_chunk_size:
                     raise
@@ -256,15 +278,6 @@ class ProxyEngine:
                           logger='current')
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
-        self.last_chunk_size = chunk
-        if 'synflow' in requires:
-            try:
-                self._synflow_pass(ctx)
-            except Exception as err:  # noqa: BLE001
-                if errors == 'raise':
-                    raise
-                failed['synflow'] = f'{type(err).__name__}: {err}'
-        return failed
 
     def _chunks(self, n, chunk):
         return [slice(i, min(i + chunk, n)) for i in range(0, n, chunk)]

@@ -34,9 +34,7 @@ def mmseg_model(config_name, **head_overrides):
 
 
 @pytest.mark.parametrize('config_name,head,checked', [
-    # DeepLabV3+'s dilated depthwise convs take CPU slow paths: check the cheaper references
-    ('deeplabv3plus_r50-d8.py', dict(c1_in_channels=8, c1_channels=8),
-     ('snip', 'fisher', 'synflow', 'jacob_cov')),
+    ('deeplabv3plus_r50-d8.py', dict(c1_in_channels=8, c1_channels=8), PAPER_PROXIES),
     ('pspnet_r50-d8.py', dict(), PAPER_PROXIES),
 ])
 def test_mmseg_segmentors_agree_with_references(config_name, head, checked):
@@ -57,14 +55,31 @@ def test_seg101_network():
     from seg101_mm.space import sample
     torch.manual_seed(0)
     model = build_seg101(sample(0))
-    batch = random_batch(2, 64, seed=0)
-    names = ('grad_norm', 'snip', 'fisher', 'synflow', 'jacob_cov', 'nwot', 'params')
+    batch = random_batch(4, 64, seed=0)
+    names = PAPER_PROXIES + ('nwot', 'zico', 'params')
     before = {k: v.clone() for k, v in model.state_dict().items()}
     got = compute_proxies(model, batch, names)
     assert all(math.isfinite(v) for v in got.values()), got
     assert got['params'] == sum(p.numel() for p in model.parameters())
-    want = reference_proxies(model, batch, ['snip', 'synflow'])
-    assert got['snip'] == pytest.approx(want['snip'], rel=5e-5)
-    assert got['synflow'] == pytest.approx(want['synflow'], rel=1e-9)
+    want = reference_proxies(model, batch, PAPER_PROXIES + ('nwot', 'zico'))
+    for name in want:
+        assert got[name] == pytest.approx(want[name], rel=5e-5), name
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+def test_a_failing_pass_is_nan_with_its_reason_not_a_crash():
+    pytest.importorskip('seg101_mm.models', reason='SEG101 models not available')
+    from seg101_mm.models import build_seg101
+    from seg101_mm.proxies import ProxyEngine
+    from seg101_mm.space import sample
+    torch.manual_seed(0)
+    model = build_seg101(sample(0))
+    # zico's halves hold one image each; SEG101's 1x1 pooled maps then give BN one value per
+    # channel, which BN refuses in train mode
+    engine = ProxyEngine()
+    got = engine.compute(model, random_batch(2, 64, seed=0), ['snip', 'zico'], errors='nan')
+    assert got['snip'] > 0 and math.isnan(got['zico'])
+    assert 'Expected more than 1 value per channel' in engine.last_reasons['zico']
+    with pytest.raises(ValueError, match='Expected more than 1 value per channel'):
+        engine.compute(model, random_batch(2, 64, seed=0), ['zico'])
