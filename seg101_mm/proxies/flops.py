@@ -1,7 +1,7 @@
 """flops: multiply-accumulates of one forward on one image of the batch's size.
 
 Counted by ``mmengine.analysis.FlopAnalyzer`` (mmseg's own get_flops tool is broken with this
-mmengine, see STACK.md trap 5), on ``model(x, mode='tensor')`` without gradients.
+mmengine, see STACK.md trap 5), on ``model(x, mode='tensor')`` in eval mode without gradients.
 """
 import torch
 from mmengine.analysis import FlopAnalyzer
@@ -16,11 +16,18 @@ class Flops(BaseProxy):
 
     def score(self, ctx):
         x = ctx.inputs[:1].detach()
-        with torch.no_grad():
-            analyzer = FlopAnalyzer(_TensorForward(ctx.model), inputs=(x, ))
-            analyzer.unsupported_ops_warnings(False)
-            analyzer.uncalled_modules_warnings(False)
-            return float(analyzer.total())
+        # eval mode: the count is the same, and BN accepts one image with 1x1 pooled maps
+        # (the engine restores the modes afterwards)
+        was_training = ctx.model.training
+        ctx.model.eval()
+        try:
+            with torch.no_grad():
+                analyzer = FlopAnalyzer(_TensorForward(ctx.model), inputs=(x, ))
+                analyzer.unsupported_ops_warnings(False)
+                analyzer.uncalled_modules_warnings(False)
+                return float(analyzer.total())
+        finally:
+            ctx.model.train(was_training)
 
 
 class _TensorForward(torch.nn.Module):

@@ -4,13 +4,19 @@ import contextlib
 import torch
 import torch.nn as nn
 
+#: The hook registries of ``nn.Module`` (those present in the installed torch are saved).
+HOOK_DICTS = ('_forward_hooks', '_forward_hooks_with_kwargs', '_forward_hooks_always_called',
+              '_forward_pre_hooks', '_forward_pre_hooks_with_kwargs', '_backward_hooks',
+              '_backward_pre_hooks', '_state_dict_hooks', '_state_dict_pre_hooks',
+              '_load_state_dict_pre_hooks', '_load_state_dict_post_hooks')
+
 
 class ModelState:
     """A snapshot of everything a proxy computation could change in ``model``.
 
     Holds a clone of every parameter's data and grad, ``requires_grad``, every buffer (by the
     owning module and name, so dtype changes are undone as well), every module's ``training``
-    flag, and the number of registered hooks of each module.
+    flag, and the content of each module's hook registries.
 
     Args:
         model (nn.Module): the model to snapshot.
@@ -21,10 +27,11 @@ class ModelState:
         self.params = []
         self.buffers = []
         self.modes = []
-        self.hook_counts = []
+        self.hooks = []
         for module in model.modules():
             self.modes.append((module, module.training))
-            self.hook_counts.append((module, _hook_count(module)))
+            self.hooks.append((module, {name: dict(getattr(module, name))
+                                        for name in HOOK_DICTS if hasattr(module, name)}))
             for name, p in module._parameters.items():
                 if p is None:
                     continue
@@ -54,15 +61,14 @@ class ModelState:
                 module._buffers[name] = b
         for module, training in self.modes:
             module.training = training
-
-    def leftover_hooks(self):
-        """Modules whose hook count differs from the snapshot (should be empty)."""
-        return [m for m, n in self.hook_counts if _hook_count(m) != n]
-
-
-def _hook_count(module):
-    return (len(module._forward_hooks) + len(module._forward_pre_hooks) +
-            len(module._backward_hooks) + len(getattr(module, '_backward_pre_hooks', {})))
+        # hooks a failing third-party tracer (e.g. a FLOP counter) may have left behind go;
+        # the dict objects are kept, only their content is put back
+        for module, saved in self.hooks:
+            for name, content in saved.items():
+                current = getattr(module, name)
+                if dict(current) != content:
+                    current.clear()
+                    current.update(content)
 
 
 @contextlib.contextmanager
@@ -73,7 +79,3 @@ def preserved(model: nn.Module):
         yield state
     finally:
         state.restore()
-        leftover = state.leftover_hooks()
-        if leftover:
-            raise RuntimeError(f'hooks left on {len(leftover)} module(s) after the proxy '
-                               f'computation, first: {type(leftover[0]).__name__}')

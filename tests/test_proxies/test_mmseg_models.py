@@ -56,7 +56,7 @@ def test_seg101_network():
     torch.manual_seed(0)
     model = build_seg101(sample(0))
     batch = random_batch(4, 64, seed=0)
-    names = PAPER_PROXIES + ('nwot', 'zico', 'params')
+    names = PAPER_PROXIES + ('nwot', 'zico', 'params', 'flops')  # flops: one image, 1x1 maps
     before = {k: v.clone() for k, v in model.state_dict().items()}
     got = compute_proxies(model, batch, names)
     assert all(math.isfinite(v) for v in got.values()), got
