@@ -12,8 +12,8 @@ resized, masks 0/255 -> 0/1), in one process:
 Prints both values of every proxy (they must agree), the time of each, the speed-up and the
 ratio to the training step, and the peak heap memory of each phase above its start
 (glibc ``mallinfo2``, sampled every 5 ms). Each phase is timed ``--repeats`` times,
-interleaved, and the fastest kept. Not a test: timings on a shared machine are noisy, ratios measured side
-by side in one process are what it reports. Example::
+interleaved, and the fastest kept. Not a test: timings on a shared machine are noisy, ratios
+measured side by side in one process are what it reports. Example::
 
     python bench/bench_proxies.py --num-genotypes 5 --batch-size 4 --size 256
 """
