@@ -128,7 +128,7 @@ def fit_predictor(genotypes: Sequence[Genotype], targets: Sequence[float],
                   num_layers: int = 3, hidden: int = 32, epochs: int = 600,
                   batch_size: int = 16, lr: float = 0.005, betas=(0.0, 0.9),
                   weight_decay: float = 1e-4, seed: int = 0,
-                  num_threads: Optional[int] = 1, backend: str = 'autograd',
+                  num_threads: Optional[int] = 1, backend: str = 'auto',
                   dtype: torch.dtype = torch.float32) -> GINPredictor:
     """Train a fresh predictor from scratch (SEG101.md section 6).
 
@@ -148,9 +148,9 @@ def fit_predictor(genotypes: Sequence[Genotype], targets: Sequence[float],
             loss and optimiser as ``'autograd'``, a fraction of its per-step overhead);
             ``'autograd'`` uses ``loss.backward()`` and ``torch.optim.Adam``. ``'auto'``:
             manual for the MSE predictor (NPENAS-NP), autograd with ``uncertainty``
-            (NPENAS-BO). Either way the result is a :class:`GINPredictor` in eval mode.
-            The default stays ``'autograd'`` because seeded search outcomes differ between
-            the two (see ``dtype``): same quality over seeds, different single runs.
+            (NPENAS-BO), the default. Either way the result is a :class:`GINPredictor` in eval
+            mode. Seeded search outcomes differ between the backends (see ``dtype``): same
+            quality over seeds, different single runs.
         dtype (torch.dtype): Float type of the training computation; the returned model is
             float32 either way. float64 is for comparing the backends: Adam with
             ``beta1 = 0`` scales the rounding noise of gradients that are zero in exact

@@ -94,10 +94,20 @@ def test_rounds_are_synchronous_and_npenas_beats_random():
     for g in second:
         s.tell(g, synthetic_miou(g))
     run(s)
-    best_np = s.best()[1]
-    r = RandomSearch(batch_size=4, budget=22, seed=0)
-    run(r)
-    assert best_np > r.best()[1], (best_np, r.best()[1])
+    # Search quality is a property over seeds, not of one seeded run: Adam with beta1 = 0
+    # amplifies rounding differences, so single fits (and single searches) vary.
+    best_np = [s.best()[1]]
+    for seed in range(1, 5):
+        other = NPENASNP(num_init=6, top_k=4, num_candidates=60, predictor=dict(epochs=60),
+                         budget=22, seed=seed)
+        run(other)
+        best_np.append(other.best()[1])
+    best_random = []
+    for seed in range(5):
+        r = RandomSearch(batch_size=4, budget=22, seed=seed)
+        run(r)
+        best_random.append(r.best()[1])
+    assert np.mean(best_np) > np.mean(best_random) + 3, (best_np, best_random)
 
 
 def test_never_reproposes_and_rejects_bad_tells():
