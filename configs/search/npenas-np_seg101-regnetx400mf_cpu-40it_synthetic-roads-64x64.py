@@ -16,7 +16,7 @@ train_cfg = dict(
     launcher=dict(
         type='LocalLauncher', gpus_per_candidate=1, max_concurrent=2, threads_per_process=1),
     candidate=dict(
-        template='configs/search/candidates/seg101_regnetx400mf_1x2-cpu-tiny_roads-64x64.py',
+        template='configs/search/candidates/seg101_regnetx400mf_1xb2-cpu-tiny_roads-64x64.py',
         iters=40,
         data_root=None,
         synthetic=dict(kind='roads', num_train=16, num_val=4, num_test=4, size=64, seed=0)),

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-TEMPLATE = 'configs/search/candidates/seg101_regnetx400mf_1x2-cpu-tiny_roads-64x64.py'
+TEMPLATE = 'configs/search/candidates/seg101_regnetx400mf_1xb2-cpu-tiny_roads-64x64.py'
 EXPORT = 'configs/search/full/seg101_regnetx400mf_2x2-100e_mass-roads-512x512.py'
 
 

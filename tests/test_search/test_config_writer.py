@@ -8,7 +8,7 @@ from seg101_mm.search.config_writer import (candidate_config, format_literal, re
                                             write_config)
 from seg101_mm.space import sample
 
-TEMPLATE = 'configs/search/candidates/seg101_regnetx400mf_1x2-cpu-tiny_roads-64x64.py'
+TEMPLATE = 'configs/search/candidates/seg101_regnetx400mf_1xb2-cpu-tiny_roads-64x64.py'
 
 
 @pytest.fixture(scope='module')
