@@ -15,19 +15,25 @@ class Flops(BaseProxy):
     requires = ()
 
     def score(self, ctx):
-        x = ctx.inputs[:1].detach()
-        # eval mode: the count is the same, and BN accepts one image with 1x1 pooled maps
-        # (the engine restores the modes afterwards)
-        was_training = ctx.model.training
-        ctx.model.eval()
-        try:
-            with torch.no_grad():
-                analyzer = FlopAnalyzer(_TensorForward(ctx.model), inputs=(x, ))
-                analyzer.unsupported_ops_warnings(False)
-                analyzer.uncalled_modules_warnings(False)
-                return float(analyzer.total())
-        finally:
-            ctx.model.train(was_training)
+        return count_flops(ctx.model, ctx.inputs[:1].detach())
+
+
+def count_flops(model, x):
+    """Multiply-accumulates of ``model(x, mode='tensor')``, counted in eval mode.
+
+    Eval mode gives the same count and lets BN accept one image with 1x1 pooled maps; the
+    model's train/eval mode is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            analyzer = FlopAnalyzer(_TensorForward(model), inputs=(x, ))
+            analyzer.unsupported_ops_warnings(False)
+            analyzer.uncalled_modules_warnings(False)
+            return float(analyzer.total())
+    finally:
+        model.train(was_training)
 
 
 class _TensorForward(torch.nn.Module):

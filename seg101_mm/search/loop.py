@@ -99,24 +99,8 @@ class ModelMeasure:
         return {n: float(out[n]) for n in self.names}
 
     def flops(self, model):
-        from mmengine.analysis import FlopAnalyzer
-
-        class TensorForward(torch.nn.Module):
-
-            def __init__(self, m):
-                super().__init__()
-                self.m = m
-
-            def forward(self, x):
-                return self.m(x, mode='tensor')
-
-        model.eval()
-        x = torch.zeros(1, 3, *self.input_size)
-        with torch.no_grad():
-            analyzer = FlopAnalyzer(TensorForward(model), inputs=(x, ))
-            analyzer.unsupported_ops_warnings(False)
-            analyzer.uncalled_modules_warnings(False)
-            return float(analyzer.total())
+        from seg101_mm.proxies.flops import count_flops
+        return count_flops(model, torch.zeros(1, 3, *self.input_size))
 
 
 def _load_template(path, overrides=None, iters=None):
