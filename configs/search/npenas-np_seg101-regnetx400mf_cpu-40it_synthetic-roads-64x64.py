@@ -21,7 +21,7 @@ train_cfg = dict(
         data_root=None,
         synthetic=dict(kind='roads', num_train=16, num_val=4, num_test=4, size=64, seed=0)),
     export=dict(
-        template='configs/search/full/seg101_regnetx400mf_2x2-100e_mass-roads-512x512.py'),
+        template='configs/search/full/seg101_regnetx400mf_2xb2-100e_mass-roads-512x512.py'),
     max_failures=5,
     candidate_timeout=600,
     poll_interval=0.5)

@@ -5,7 +5,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE = 'configs/search/candidates/seg101_regnetx400mf_1xb2-cpu-tiny_roads-64x64.py'
-EXPORT = 'configs/search/full/seg101_regnetx400mf_2x2-100e_mass-roads-512x512.py'
+EXPORT = 'configs/search/full/seg101_regnetx400mf_2xb2-100e_mass-roads-512x512.py'
 
 
 @pytest.fixture
