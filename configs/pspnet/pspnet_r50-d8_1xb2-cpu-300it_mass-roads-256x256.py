@@ -3,7 +3,7 @@
 # 256x256 crops after the paper's resize by 1, 1.5 or 2, batch 2, 300 iterations, evaluated on
 # whole 512x512 tiles. A small-scale check, not the paper's recipe.
 _base_ = [
-    'mmseg::_base_/models/pspnet_r50-d8.py', '../_base_/datasets/mass_roads.py',
+    'mmseg::_base_/models/pspnet_r50-d8.py', '../_base_/datasets/mass_roads_cpu-256x256.py',
     '../_base_/default_runtime.py', '../_base_/schedules/schedule_cpu-300it.py'
 ]
 norm_cfg = dict(type='BN', requires_grad=True)
@@ -13,24 +13,4 @@ model = dict(
     backbone=dict(norm_cfg=norm_cfg),
     decode_head=dict(num_classes=2, norm_cfg=norm_cfg),
     auxiliary_head=dict(num_classes=2, norm_cfg=norm_cfg))
-crop_size = (256, 256)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(
-        type='RandomChoiceResize',
-        scales=[(512, 512), (768, 768), (1024, 1024)],
-        resize_type='Resize',
-        keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackSegInputs')
-]
-train_dataloader = dict(
-    batch_size=2,
-    num_workers=1,
-    persistent_workers=True,
-    dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(num_workers=1)
-test_dataloader = dict(num_workers=1)
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))

@@ -3,7 +3,7 @@
 # evaluated on whole 512x512 tiles. A small-scale check that training works on real tiles,
 # not the paper's recipe (see the 2xb2-100e config for that).
 _base_ = [
-    '../_base_/models/seg101_regnetx400mf.py', '../_base_/datasets/whu_building.py',
+    '../_base_/models/seg101_regnetx400mf.py', '../_base_/datasets/whu_building_cpu-256x256.py',
     '../_base_/default_runtime.py', '../_base_/schedules/schedule_cpu-300it.py'
 ]
 # The SEG101 architecture trained here: the reference genotype of
@@ -18,24 +18,4 @@ model = dict(
     data_preprocessor=dict(size=(256, 256)),
     neck=dict(genotype=genotype),
     decode_head=dict(genotype=genotype))
-crop_size = (256, 256)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(
-        type='RandomChoiceResize',
-        scales=[(512, 512), (768, 768), (1024, 1024)],
-        resize_type='Resize',
-        keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackSegInputs')
-]
-train_dataloader = dict(
-    batch_size=2,
-    num_workers=1,
-    persistent_workers=True,
-    dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(num_workers=1)
-test_dataloader = dict(num_workers=1)
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))

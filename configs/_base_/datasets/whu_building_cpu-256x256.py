@@ -1,0 +1,23 @@
+# WHU Building for CPU runs: random 256x256 crops after the paper's resize by 1, 1.5 or 2,
+# batch 2, one loader worker; validation and test stay on whole 512x512 tiles.
+_base_ = ['./whu_building.py']
+crop_size = (256, 256)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(
+        type='RandomChoiceResize',
+        scales=[(512, 512), (768, 768), (1024, 1024)],
+        resize_type='Resize',
+        keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackSegInputs')
+]
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=1,
+    persistent_workers=True,
+    dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(num_workers=1)
+test_dataloader = dict(num_workers=1)
