@@ -7,9 +7,13 @@ SEG101.md section 8. One call computes any set of registered proxies on one batc
   ``nwot``): weight gradients are accumulated over chunks, fisher terms come from hooks on the
   Conv2d/Linear outputs, the input Jacobian of the summed logits is a second, input-only
   gradient of the same graph, NASWOT codes come from forward hooks on the ReLUs.
-* **grasp**: when the batch is one chunk, the Hessian-gradient product is taken from the same
-  forward (the first gradient is built with ``create_graph``); with several chunks it needs the
-  gradient of the whole batch first, so it runs one more forward and double backward per chunk.
+* **grasp** needs only the scalar ``sum W * (H g)``; it is the derivative of ``g . dL/dW``
+  along a common scale ``tau`` of all scored weights (:mod:`.probe`). When the batch is one
+  chunk, the main pass's forward runs with that probe and its first backward is built with
+  ``create_graph``; one more backward, to ``tau`` alone, gives the scalar. With several chunks
+  it needs the gradient of the whole batch first, so it runs one more forward and double
+  backward per chunk. Models the probe cannot take over fall back to the full Hessian-gradient
+  product with respect to every weight (what the reference code computes).
 * **synflow**: one float64 forward/backward on an all-ones input, through
   ``torch.func.functional_call`` with absolute copies of the parameters and buffers, so the
   model's own tensors are never touched.
@@ -29,12 +33,13 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
+from .probe import ScaleProbe, probe_supported, weight_scale_probe
 from .registry import get_proxy
 from .state import preserved
 
 #: Captures filled by the main (shared forward/backward) pass.
 MAIN_PASS_CAPTURES = ('grad', 'grad_moments', 'fisher', 'jacobian', 'relu_codes',
-                      'hessian_grad')
+                      'w_hessian_grad', 'hessian_grad')
 #: Module types whose weights count (SEG101.md section 8: Conv2d and Linear only).
 SCORED_TYPES = (nn.Conv2d, nn.Linear)
 #: Activations whose binary codes NASWOT reads.
@@ -57,7 +62,8 @@ class ProxyContext:
         grad (list[Tensor]): dL/dW summed over chunks.
         grad_moments (dict): ``sum``, ``sq``, ``abs`` (lists per layer) and ``n`` chunks.
         fisher (list[Tensor]): per-layer per-output-channel fisher values.
-        hessian_grad (list[Tensor]): H g per layer.
+        w_hessian_grad (float): sum over the scored layers of W * (H g).
+        hessian_grad (list[Tensor]): H g per layer (only when a proxy asks for the vector).
         jacobian (Tensor): (N, C*H*W) rows d(sum logits)/d(input image).
         nwot_kernel (Tensor): (N, N) float64 NASWOT kernel.
         synflow_weights, synflow_grad (list[Tensor]): |W| in float64 and dR/d|W|.
@@ -71,11 +77,12 @@ class ProxyContext:
         self.layers = layers
         self.weights = [m.weight for _, m in layers]
         self.chunk_size = None
+        self.probe_note = None
         self.reset()
 
     def reset(self):
-        for name in ('grad', 'grad_moments', 'fisher', 'hessian_grad', 'jacobian', 'nwot_kernel',
-                     'synflow_weights', 'synflow_grad'):
+        for name in ('grad', 'grad_moments', 'fisher', 'w_hessian_grad', 'hessian_grad',
+                     'jacobian', 'nwot_kernel', 'synflow_weights', 'synflow_grad'):
             setattr(self, name, None)
 
 
@@ -167,6 +174,7 @@ class ProxyEngine:
         self.eps = eps
         self.last_chunk_size = None
         self.last_reasons = {}
+        self.last_grasp_method = None
 
     # -- public API -------------------------------------------------------------------------
     def compute(self, model, batch, names, errors='raise'):
@@ -186,6 +194,7 @@ class ProxyEngine:
         names = [names] if isinstance(names, str) else list(names)
         proxies = [get_proxy(n) for n in names]
         self.last_reasons = {}
+        self.last_grasp_method = None
         device = next(model.parameters()).device
         devices = [device.index or 0] if device.type == 'cuda' else []
         with torch.random.fork_rng(devices=devices), preserved(model):
@@ -265,6 +274,8 @@ class ProxyEngine:
                         failed['grad_moments'] = f'{type(err).__name__}: {err}'
                 if shared:
                     self._main_pass(ctx, shared, chunk)
+                if 'w_hessian_grad' in main and ctx.w_hessian_grad is None:
+                    self._w_hessian_grad_pass(ctx, chunk)
                 if 'hessian_grad' in main and ctx.hessian_grad is None:
                     self._grasp_pass(ctx, chunk)
                 if 'relu_codes' in main and ctx.nwot_kernel is None:
@@ -286,7 +297,8 @@ class ProxyEngine:
         model, weights = ctx.model, ctx.weights
         n = ctx.inputs.shape[0]
         chunks = self._chunks(n, chunk)
-        fused_grasp = 'hessian_grad' in main and len(chunks) == 1
+        fused_grasp = ('w_hessian_grad' in main and len(chunks) == 1
+                       and self._probe_usable(ctx))
         want_nwot = 'relu_codes' in main and len(chunks) == 1
         want_fisher = 'fisher' in main
         want_jacobian = 'jacobian' in main
@@ -343,30 +355,31 @@ class ProxyEngine:
                 torch.manual_seed(self.seed + index)
                 cm = (captured_output(model.decode_head, logits) if want_jacobian else
                       contextlib.nullcontext())
-                with cm:
+                probe_cm = (weight_scale_probe(ctx.layers, x) if fused_grasp else
+                            contextlib.nullcontext())
+                with cm, probe_cm as probe:
                     loss = total_loss(model.loss(x, ctx.data_samples[sl]))
                 deltas.clear()
                 collecting[0] = True
-                g_chunk = torch.autograd.grad(loss, weights, allow_unused=True,
-                                              create_graph=fused_grasp,
-                                              retain_graph=fused_grasp or want_jacobian)
+                grads = torch.autograd.grad(loss, weights + ([probe.tau] if fused_grasp else []),
+                                            allow_unused=True, create_graph=fused_grasp,
+                                            retain_graph=fused_grasp or want_jacobian)
                 collecting[0] = False
+                g_chunk = grads[:len(weights)]
                 if want_jacobian:
                     if not logits:
                         raise ProxyError('decode_head.forward was not called by model.loss')
+                    if fused_grasp:
+                        probe.phase = 'input'
                     (jx, ) = torch.autograd.grad(logits[0].sum(), x, retain_graph=fused_grasp)
                     jac_rows.append(jx.detach().flatten(1))
                 if fused_grasp:
-                    pairs = [(g.detach(), g) for g in g_chunk
-                             if g is not None and g.requires_grad]
-                    if pairs:
-                        z = sum((gd * gg).sum() for gd, gg in pairs)
-                        hg = torch.autograd.grad(z, weights, allow_unused=True)
-                        ctx.hessian_grad = [h.detach() for h in _zeros_for_none(hg, weights)]
-                    else:
-                        ctx.hessian_grad = [torch.zeros_like(w) for w in weights]
+                    ctx.w_hessian_grad = self._probe_term(ctx, probe, g_chunk, grads[-1],
+                                                          None)
+                    if ctx.w_hessian_grad is not None:
+                        self.last_grasp_method = 'probe'
                 g_chunk = [g.detach() for g in _zeros_for_none(g_chunk, weights)]
-                del loss, logits
+                del loss, logits, grads
                 for acc, g in zip(grad, g_chunk):
                     acc.add_(g)
                 if 'grad_moments' in main:
@@ -392,8 +405,74 @@ class ProxyEngine:
         if want_nwot:
             ctx.nwot_kernel = kernel
 
+    def _probe_usable(self, ctx):
+        """Whether the weight-scale probe can take over every scored layer of this model."""
+        if ctx.probe_note is not None:
+            return False
+        unsupported = probe_supported(ctx.layers)
+        if unsupported:
+            ctx.probe_note = (f'layers the weight-scale probe does not support: '
+                              f'{unsupported[:3]}{" ..." if len(unsupported) > 3 else ""}')
+        return not unsupported
+
+    def _probe_term(self, ctx, probe, g_graph, dl_dtau, g_whole):
+        """``d/dtau <g, dL/dW>`` of one chunk's probed graph (``g``: ``g_whole``, or this
+        chunk's own gradient when None); None, with ``ctx.probe_note`` set, when ``dL/dtau``
+        and ``sum W * g`` disagree (a scored weight is also used outside its layer)."""
+        g_chunk = [g.detach() for g in _zeros_for_none(g_graph, ctx.weights)]
+        dot = mag = 0.
+        for w, g in zip(ctx.weights, g_chunk):
+            wg = (w.detach() * g).double()
+            dot += float(wg.sum())
+            mag += float(wg.abs().sum())
+        dtau = 0. if dl_dtau is None else float(dl_dtau.detach())
+        if not ScaleProbe.consistent(dtau, dot, mag):
+            ctx.probe_note = (f'dL/dtau = {dtau:.6g} but sum W * dL/dW = {dot:.6g}: a scored '
+                              f'weight is used outside its own layer')
+            return None
+        g_whole = g_chunk if g_whole is None else g_whole
+        probe.phase = 'tau'
+        pairs = [(g, gg) for g, gg in zip(g_whole, g_graph)
+                 if gg is not None and gg.requires_grad]
+        if not pairs:
+            return 0.
+        z = sum((g * gg).sum() for g, gg in pairs)
+        (d, ) = torch.autograd.grad(z, probe.tau, allow_unused=True)
+        return 0. if d is None else float(d)
+
+    def _w_hessian_grad_pass(self, ctx, chunk):
+        """``sum W * (H g)`` with the whole batch's ``g``, one probed forward and double
+        backward per chunk; the full Hessian-gradient product where the probe cannot be used."""
+        model, weights = ctx.model, ctx.weights
+        if self._probe_usable(ctx):
+            total = 0.
+            for index, sl in enumerate(self._chunks(ctx.inputs.shape[0], chunk)):
+                x = ctx.inputs[sl].detach()
+                with weight_scale_probe(ctx.layers, x) as probe:
+                    torch.manual_seed(self.seed + index)
+                    loss = total_loss(model.loss(x, ctx.data_samples[sl]))
+                grads = torch.autograd.grad(loss, weights + [probe.tau], allow_unused=True,
+                                            create_graph=True)
+                term = self._probe_term(ctx, probe, grads[:-1], grads[-1], ctx.grad)
+                del loss, grads
+                if term is None:
+                    break
+                total += term
+            else:
+                ctx.w_hessian_grad = total
+                self.last_grasp_method = 'probe'
+                return
+        print_log(f'proxies: grasp via the full Hessian-gradient product ({ctx.probe_note})',
+                  logger='current')
+        if ctx.hessian_grad is None:
+            self._grasp_pass(ctx, chunk)
+        ctx.w_hessian_grad = sum(float((w.detach() * h).double().sum())
+                                 for w, h in zip(weights, ctx.hessian_grad))
+        self.last_grasp_method = 'hessian-gradient product'
+
     def _grasp_pass(self, ctx, chunk):
-        """H g per chunk with the whole batch's g (used when the batch spans several chunks)."""
+        """H g per chunk with the whole batch's g, differentiating with respect to every
+        scored weight (the reference code's way; used where the probe cannot be)."""
         model, weights = ctx.model, ctx.weights
         hg_total = [torch.zeros_like(w) for w in weights]
         for index, sl in enumerate(self._chunks(ctx.inputs.shape[0], chunk)):

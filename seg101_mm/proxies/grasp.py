@@ -4,10 +4,10 @@ from .registry import PROXIES, BaseProxy
 
 @PROXIES.register_module(name='grasp')
 class Grasp(BaseProxy):
-    """Gradient signal preservation; H g is a Hessian-gradient product (second backward)."""
+    """Gradient signal preservation. The engine supplies ``sum W * (H g)`` as one scalar
+    (the weight-scale probe of :mod:`.probe`, or the full Hessian-gradient product)."""
     name = 'grasp'
-    requires = ('grad', 'hessian_grad')
+    requires = ('grad', 'w_hessian_grad')
 
     def score(self, ctx):
-        return -sum(float((w.detach() * hg).double().sum())
-                    for w, hg in zip(ctx.weights, ctx.hessian_grad))
+        return -ctx.w_hessian_grad

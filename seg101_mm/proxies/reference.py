@@ -88,26 +88,32 @@ def ref_grasp(model, batch, chunk=None, seed=0):
 
 
 def ref_fisher(model, batch, chunk=None, seed=0):
-    """Fisher from explicit gradients w.r.t. every layer output (in-place ReLUs disabled)."""
+    """Fisher as the reference code does it: ``loss.backward()`` with the gradient of every
+    layer output captured on the way (in-place ReLUs disabled so that outputs stay intact)."""
     m, x, s = _prepare(model, batch, seed)
     for mod in m.modules():
         if hasattr(mod, 'inplace'):
             mod.inplace = False
     layers = _layers(m)
-    per_layer = [torch.zeros(l.weight.shape[0]) for l in layers]
+    per_layer = [torch.zeros(l.weight.shape[0], dtype=l.weight.dtype) for l in layers]
+
+    def keep(j, outs, grads):
+        def hook(mod, args, out):
+            outs[j] = out
+            if out.requires_grad:
+                out.register_hook(lambda g: grads.__setitem__(j, g))
+        return hook
+
     for i, sl in enumerate(_chunks(x.shape[0], chunk)):
-        outs = {}
-        hooks = [l.register_forward_hook(lambda mod, a, o, j=j: outs.setdefault(j, o))
-                 for j, l in enumerate(layers)]
+        outs, grads = {}, {}
+        hooks = [l.register_forward_hook(keep(j, outs, grads)) for j, l in enumerate(layers)]
         torch.manual_seed(seed + i)
         loss = _loss(m, x[sl], s[sl])
         for h in hooks:
             h.remove()
-        keys = sorted(outs)
-        grads = torch.autograd.grad(loss, [outs[j] for j in keys], allow_unused=True)
-        for j, g in zip(keys, grads):
-            if g is None:
-                continue
+        m.zero_grad(set_to_none=True)
+        loss.backward()
+        for j, g in grads.items():
             a = outs[j].detach()
             if a.dim() == 4:
                 per_image = (a * g).sum(dim=(2, 3))

@@ -22,7 +22,9 @@ CAPTURES = {
     'grad': 'dL/dW of every Conv2d/Linear weight, summed over chunks (ctx.grad)',
     'grad_moments': 'per-chunk gradient moments: sum g, sum g^2, sum |g| (ctx.grad_moments)',
     'fisher': 'per-layer per-channel fisher values (ctx.fisher)',
-    'hessian_grad': 'H g for the accumulated gradient g (ctx.hessian_grad)',
+    'w_hessian_grad': ('sum over the scored layers of W * (H g), H g the Hessian-gradient '
+                       'product for the accumulated gradient g (ctx.w_hessian_grad)'),
+    'hessian_grad': 'H g per layer for the accumulated gradient g (ctx.hessian_grad)',
     'jacobian': 'd(sum of logits)/d(input), one row per image (ctx.jacobian)',
     'relu_codes': 'NASWOT kernel of binary ReLU codes (ctx.nwot_kernel)',
     'synflow': ('dR/dW of |W| in float64 on an all-ones input (ctx.synflow_grad, '

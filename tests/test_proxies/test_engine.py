@@ -1,5 +1,7 @@
 """The engine on a tiny mmseg EncoderDecoder: agreement with the per-proxy references,
 determinism, the model given back unchanged, out-of-memory fallback, errors, the registry."""
+import copy
+
 import pytest
 import torch
 
@@ -20,12 +22,21 @@ def tiny():
 
 
 @pytest.mark.parametrize('chunk', [None, 2])
-def test_engine_agrees_with_per_proxy_references(tiny, chunk):
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_engine_agrees_with_per_proxy_references(tiny, chunk, dtype):
     model, batch = tiny
+    model = copy.deepcopy(model).to(dtype)
     got = compute_proxies(model, batch, ALL_WITH_REFERENCE, chunk_size=chunk)
     want = reference_proxies(model, batch, ALL_WITH_REFERENCE, chunk=chunk)
     for name in ALL_WITH_REFERENCE:
-        assert got[name] == pytest.approx(want[name], rel=2e-5, abs=1e-12), name
+        if dtype == torch.float64:
+            # same mathematics, other order of operations: rounding level only
+            rel = 1e-9
+        else:
+            # grasp is a signed sum of second-order terms that largely cancel; float32 leaves
+            # both computations ~1e-4 off the float64 value, in different directions
+            rel = 1e-3 if name == 'grasp' else 2e-5
+        assert got[name] == pytest.approx(want[name], rel=rel, abs=1e-12), name
     assert got['grad_norm'] > 0 and got['snip'] > 0 and got['synflow'] > 0
 
 
