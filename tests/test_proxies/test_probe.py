@@ -60,7 +60,7 @@ def full_hessian_gradient(net, x, y, chunks):
     for sl in chunks:
         gg = torch.autograd.grad(loss_of(net, x[sl], y[sl]), weights, create_graph=True)
         hg = torch.autograd.grad(sum((a * b).sum() for a, b in zip(g, gg)), weights)
-        total += sum(float((w * h).sum()) for w, h in zip(weights, hg))
+        total += sum(float((w.detach() * h).sum()) for w, h in zip(weights, hg))
     return total, g
 
 
@@ -73,8 +73,8 @@ def probed_hessian_gradient(net, x, y, chunks, g):
             loss = loss_of(net, x[sl], y[sl])
         grads = torch.autograd.grad(loss, weights + [probe.tau], create_graph=True)
         # dL/dtau is sum W * dL/dW (the engine's consistency check)
-        wg = sum(float((w * gi).sum()) for w, gi in zip(weights, grads[:-1]))
-        assert float(grads[-1]) == pytest.approx(wg, rel=1e-10, abs=1e-14)
+        wg = sum(float((w.detach() * gi.detach()).sum()) for w, gi in zip(weights, grads[:-1]))
+        assert float(grads[-1].detach()) == pytest.approx(wg, rel=1e-10, abs=1e-14)
         probe.phase = 'tau'
         z = sum((a * b).sum() for a, b in zip(g, grads[:-1]))
         total += float(torch.autograd.grad(z, probe.tau)[0])
