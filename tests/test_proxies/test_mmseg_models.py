@@ -94,3 +94,25 @@ def test_a_failing_pass_is_nan_with_its_reason_not_a_crash():
     assert 'Expected more than 1 value per channel' in engine.last_reasons['zico']
     with pytest.raises(ValueError, match='Expected more than 1 value per channel'):
         engine.compute(model, random_batch(2, 64, seed=0), ['zico'])
+
+
+@pytest.mark.parametrize('chunk', [None, 2])
+def test_seg101_grasp_in_float64_matches_the_full_hessian_gradient_product(chunk):
+    """SEG101's attention, SE (Linear) and grouped/dilated layers under the weight-scale probe:
+    the same grasp as the reference's Hessian-gradient product, to rounding."""
+    pytest.importorskip('seg101_mm.models', reason='SEG101 models not available')
+    from seg101_mm.models import build_seg101
+    from seg101_mm.space import Genotype
+    torch.manual_seed(0)
+    genotype = Genotype.parse(
+        'ga=dil3_conv3x3,avgpool_0.25,conv3x3,dil3_conv3x3;gb=se,self_attention,'
+        'dil3_conv3x3,se;st=dil5_conv3x3,avgpool_0.75,conv3x3,avgpool_0.25;'
+        'h0=01+02+12/01+02;h1=01+03+13/02+12;hm=global_se_head')
+    model = build_seg101(genotype).double()
+    assert any(isinstance(m, torch.nn.Linear) for m in model.modules())
+    batch = random_batch(4, 64, seed=0)
+    engine = ProxyEngine(chunk_size=chunk)
+    got = engine.compute(model, batch, ['grasp'])['grasp']
+    assert engine.last_grasp_method == 'probe'
+    want = reference_proxies(model, batch, ['grasp'], chunk=chunk)['grasp']
+    assert got == pytest.approx(want, rel=1e-8)
