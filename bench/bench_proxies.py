@@ -61,9 +61,9 @@ def parse_args():
     p.add_argument('--tolerance', type=float, default=1e-3,
                    help='largest relative difference engine vs reference accepted')
     p.add_argument('--grasp-tolerance', type=float, default=1e-2,
-                   help='the same for grasp, whose float32 value carries a rounding error of '
-                        'that order however it is computed (both are also judged against '
-                        'the float64 value)')
+                   help="the engine's grasp against its float64 value (or, with "
+                        "--no-float64-grasp, against the reference): float32 grasp carries a "
+                        "rounding error of that order however it is computed")
     p.add_argument('--no-float64-grasp', action='store_true',
                    help='skip the float64 grasp that judges the two float32 grasp values')
     return p.parse_args()
@@ -213,21 +213,22 @@ def main():
         print(f'    {"proxy":<10} {"engine":>14} {"reference":>14} {"rel. diff":>10}')
         for name in PAPER_PROXIES:
             diff = abs(engine[name] - ref[name]) / max(abs(ref[name]), 1e-30)
-            if name == 'grasp':
-                grasp_ok &= diff <= args.grasp_tolerance
-            else:
+            if name != 'grasp':
                 worst = max(worst, diff)
+            elif args.no_float64_grasp:
+                grasp_ok &= diff <= args.grasp_tolerance
             print(f'    {name:<10} {engine[name]:>14.6g} {ref[name]:>14.6g} {diff:>10.1e}')
         if not args.no_float64_grasp:
             # grasp sums second-order terms that largely cancel: in float32 the engine (weight-
             # scale probe) and the reference (full Hessian-gradient product) each carry their
-            # own rounding error (1e-4 to 1e-2 relative); the float64 value (same engine, model
-            # in float64, where both agree to 1e-13) is the judge
+            # own rounding error (1e-5 to 1e-2 relative); the float64 value (same engine, model
+            # in float64, where both agree to rounding) is the judge; the reference's error is
+            # printed beside the engine's
             exact = ProxyEngine(chunk_size=args.chunk_size).compute(
                 copy.deepcopy(model).double(), batch, ['grasp'])['grasp']
             err_e, err_r = (abs(v - exact) / max(abs(exact), 1e-30)
                             for v in (engine['grasp'], ref['grasp']))
-            grasp_ok &= max(err_e, err_r) <= args.grasp_tolerance
+            grasp_ok &= err_e <= args.grasp_tolerance
             print(f'    grasp in float64: {exact:.8g}; the float32 values are off by '
                   f'{err_e:.1e} (engine) and {err_r:.1e} (reference)')
         rows.append((i, step, t_engine, t_ref, mem_e, mem_r))
@@ -242,10 +243,10 @@ def main():
     print(f'| all | {steps:.2f} | {te:.2f} | {tr:.2f} | {tr / te:.2f}x | {te / steps:.2f} | '
           f'{max(r[4] for r in rows):.0f} | {max(r[5] for r in rows):.0f} |')
     agree = worst <= args.tolerance and grasp_ok
+    judge = 'the reference' if args.no_float64_grasp else 'the float64 value'
     print(f'\nlargest relative difference engine vs reference, grasp aside: {worst:.1e} '
-          f'(tolerance {args.tolerance:g}); grasp: engine, reference'
-          + ('' if args.no_float64_grasp else ' and float64')
-          + f' {"within" if grasp_ok else "NOT within"} {args.grasp_tolerance:g} of each other '
+          f'(tolerance {args.tolerance:g}); grasp: the engine is '
+          f'{"" if grasp_ok else "NOT "}within {args.grasp_tolerance:g} of {judge} '
           f'({"agree" if agree else "DISAGREE"}); targets: speed-up >= 2.5x, engine <= 5 '
           f'training steps')
     return 0 if agree else 1
