@@ -16,7 +16,7 @@ the time of each, the speed-up and the ratio to the training step, and the peak 
 interleaved, and the fastest kept. Not a test: timings on a shared machine are noisy, ratios
 measured side by side in one process are what it reports. Example::
 
-    python bench/bench_proxies.py --num-genotypes 5 --batch-size 4 --size 256
+    python bench/bench_proxies.py --num-genotypes 5 --batch-size 8 --size 128 --repeats 2
 """
 import argparse
 import copy
@@ -51,8 +51,8 @@ def parse_args():
     p.add_argument('--data-root', type=Path, default=default_data_root())
     p.add_argument('--num-genotypes', type=int, default=5)
     p.add_argument('--genotype-seed', type=int, default=0)
-    p.add_argument('--batch-size', type=int, default=4)
-    p.add_argument('--size', type=int, default=256, help='tiles are resized to size x size')
+    p.add_argument('--batch-size', type=int, default=8)
+    p.add_argument('--size', type=int, default=128, help='tiles are resized to size x size')
     p.add_argument('--chunk-size', type=int, default=None)
     p.add_argument('--threads', type=int, default=1,
                    help='torch.set_num_threads (1 keeps timings stable on a busy machine)')
