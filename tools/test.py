@@ -24,7 +24,8 @@ from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import LAUNCHERS, prepare_cpu_distributed, set_work_dir  # noqa: E402
+from train import (LAUNCHERS, destroy_distributed, prepare_cpu_distributed,  # noqa: E402
+                   set_work_dir)
 
 
 def parse_args(argv=None):
@@ -117,12 +118,15 @@ def main(argv=None):
     prepare_cpu_distributed(cfg, args.launcher)
 
     runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
-
-    if args.metrics_out and is_main_process():
-        os.makedirs(osp.dirname(osp.abspath(args.metrics_out)), exist_ok=True)
-        with open(args.metrics_out, 'w') as f:
-            json.dump(dict(metrics), f, indent=2, default=float)
+    try:
+        metrics = runner.test()
+        if args.metrics_out and is_main_process():
+            os.makedirs(osp.dirname(osp.abspath(args.metrics_out)), exist_ok=True)
+            with open(args.metrics_out, 'w') as f:
+                json.dump(dict(metrics), f, indent=2, default=float)
+    finally:
+        if args.launcher != 'none':  # a launched job owns its process group
+            destroy_distributed()
     return metrics
 
 

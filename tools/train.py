@@ -171,6 +171,16 @@ def build_runner(cfg):
     return Runner.from_cfg(cfg)
 
 
+def destroy_distributed():
+    """Tear the process group down before the interpreter exits.
+
+    Left to the interpreter's exit, gloo's worker threads can outlive it and abort the process
+    ("terminate called without an active exception", SIGABRT) after a finished run.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
 def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
@@ -184,7 +194,11 @@ def main(argv=None):
     prepare_cpu_distributed(cfg, args.launcher)
 
     runner = build_runner(cfg)
-    runner.train()
+    try:
+        runner.train()
+    finally:
+        if args.launcher != 'none':  # a launched job owns its process group
+            destroy_distributed()
 
 
 if __name__ == '__main__':
