@@ -10,9 +10,10 @@ resized, masks 0/255 -> 0/1), in one process:
   model for each proxy and one proxy per pass, as the public reference code does.
 
 Prints both values of every proxy (they must agree; grasp, a sum of second-order terms that
-largely cancel, is also computed in float64 and both float32 values are judged against it),
-the time of each, the speed-up and the ratio to the training step, and the peak heap memory of each phase above its start
-(glibc ``mallinfo2``, sampled every 5 ms). Each phase is timed ``--repeats`` times,
+largely cancel, is also computed in float64, the engine's float32 value is judged against it
+and the reference's error printed beside), the time of each, the speed-up and the ratio to the
+training step, and the peak heap memory of each phase above its start (glibc ``mallinfo2``,
+sampled every 5 ms). Each phase is timed ``--repeats`` times,
 interleaved, and the fastest kept. Not a test: timings on a shared machine are noisy, ratios
 measured side by side in one process are what it reports. Example::
 
