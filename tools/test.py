@@ -24,8 +24,8 @@ from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import (LAUNCHERS, destroy_distributed, prepare_cpu_distributed,  # noqa: E402
-                   set_work_dir)
+from train import (LAUNCHERS, exit_launched_job, prepare_cpu_distributed,  # noqa: E402
+                   run_launched, set_work_dir)
 
 
 def parse_args(argv=None):
@@ -118,17 +118,19 @@ def main(argv=None):
     prepare_cpu_distributed(cfg, args.launcher)
 
     runner = Runner.from_cfg(cfg)
-    try:
+
+    def test_and_save():
         metrics = runner.test()
         if args.metrics_out and is_main_process():
             os.makedirs(osp.dirname(osp.abspath(args.metrics_out)), exist_ok=True)
             with open(args.metrics_out, 'w') as f:
                 json.dump(dict(metrics), f, indent=2, default=float)
-    finally:
-        if args.launcher != 'none':  # a launched job owns its process group
-            destroy_distributed()
-    return metrics
+        return metrics
+
+    return run_launched(test_and_save, args.launcher)
 
 
 if __name__ == '__main__':
     main()
+    if parse_args().launcher != 'none':
+        exit_launched_job()

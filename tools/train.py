@@ -18,6 +18,7 @@ import datetime
 import logging
 import os
 import os.path as osp
+import sys
 
 import seg101_mm  # noqa: F401  (registers modules and applies compat fixes; must come first)
 
@@ -171,14 +172,39 @@ def build_runner(cfg):
     return Runner.from_cfg(cfg)
 
 
-def destroy_distributed():
-    """Tear the process group down before the interpreter exits.
-
-    Left to the interpreter's exit, gloo's worker threads can outlive it and abort the process
-    ("terminate called without an active exception", SIGABRT) after a finished run.
-    """
+def destroy_distributed(barrier=False):
+    """Tear the process group down (after a barrier, when all ranks finished normally)."""
     if torch_dist.is_available() and torch_dist.is_initialized():
+        if barrier:
+            torch_dist.barrier()
         torch_dist.destroy_process_group()
+
+
+def exit_launched_job(code=0):
+    """End a launched worker process without the interpreter's finalization.
+
+    A finished gloo job can abort at interpreter exit ("terminate called without an active
+    exception", SIGABRT) while DDP, process-group and gloo threads are torn down in arbitrary
+    order, turning a complete run into a failed one for the launcher. Everything the run wrote
+    is on disk by now; logs and streams are flushed here, then the process ends.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run_launched(runner_method, launcher):
+    """Call ``runner_method()``; for a launched job, end the process group cleanly after."""
+    if launcher == 'none':
+        return runner_method()
+    try:
+        result = runner_method()
+    except BaseException:
+        destroy_distributed()  # no barrier: the other ranks may be gone
+        raise
+    destroy_distributed(barrier=True)
+    return result
 
 
 def main(argv=None):
@@ -194,12 +220,10 @@ def main(argv=None):
     prepare_cpu_distributed(cfg, args.launcher)
 
     runner = build_runner(cfg)
-    try:
-        runner.train()
-    finally:
-        if args.launcher != 'none':  # a launched job owns its process group
-            destroy_distributed()
+    run_launched(runner.train, args.launcher)
 
 
 if __name__ == '__main__':
     main()
+    if parse_args().launcher != 'none':
+        exit_launched_job()
