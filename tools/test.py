@@ -132,5 +132,4 @@ def main(argv=None):
 
 if __name__ == '__main__':
     main()
-    if parse_args().launcher != 'none':
-        exit_launched_job()
+    exit_launched_job(parse_args().launcher)

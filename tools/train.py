@@ -180,14 +180,17 @@ def destroy_distributed(barrier=False):
         torch_dist.destroy_process_group()
 
 
-def exit_launched_job(code=0):
-    """End a launched worker process without the interpreter's finalization.
+def exit_launched_job(launcher, code=0):
+    """End a launched worker process (``launcher`` not ``'none'``) without the interpreter's
+    finalization; return at once for a job that was not launched.
 
     A finished gloo job can abort at interpreter exit ("terminate called without an active
     exception", SIGABRT) while DDP, process-group and gloo threads are torn down in arbitrary
     order, turning a complete run into a failed one for the launcher. Everything the run wrote
     is on disk by now; logs and streams are flushed here, then the process ends.
     """
+    if launcher == 'none':
+        return
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -225,5 +228,4 @@ def main(argv=None):
 
 if __name__ == '__main__':
     main()
-    if parse_args().launcher != 'none':
-        exit_launched_job()
+    exit_launched_job(parse_args().launcher)

@@ -373,13 +373,14 @@ class ProxyEngine:
                         probe.phase = 'input'
                     (jx, ) = torch.autograd.grad(logits[0].sum(), x, retain_graph=fused_grasp)
                     jac_rows.append(jx.detach().flatten(1))
+                g_graph = g_chunk
+                g_chunk = [g.detach() for g in _zeros_for_none(g_graph, weights)]
                 if fused_grasp:
-                    ctx.w_hessian_grad = self._probe_term(ctx, probe, g_chunk, grads[-1],
-                                                          None)
+                    ctx.w_hessian_grad = self._probe_term(ctx, probe, g_graph, g_chunk,
+                                                          grads[-1], g_chunk)
                     if ctx.w_hessian_grad is not None:
                         self.last_grasp_method = 'probe'
-                g_chunk = [g.detach() for g in _zeros_for_none(g_chunk, weights)]
-                del loss, logits, grads
+                del loss, logits, grads, g_graph
                 for acc, g in zip(grad, g_chunk):
                     acc.add_(g)
                 if 'grad_moments' in main:
@@ -415,11 +416,11 @@ class ProxyEngine:
                               f'{unsupported[:3]}{" ..." if len(unsupported) > 3 else ""}')
         return not unsupported
 
-    def _probe_term(self, ctx, probe, g_graph, dl_dtau, g_whole):
-        """``d/dtau <g, dL/dW>`` of one chunk's probed graph (``g``: ``g_whole``, or this
-        chunk's own gradient when None); None, with ``ctx.probe_note`` set, when ``dL/dtau``
-        and ``sum W * g`` disagree (a scored weight is also used outside its layer)."""
-        g_chunk = [g.detach() for g in _zeros_for_none(g_graph, ctx.weights)]
+    def _probe_term(self, ctx, probe, g_graph, g_chunk, dl_dtau, g_whole):
+        """``d/dtau <g_whole, dL/dW>`` of one chunk's probed graph (``g_graph``: its weight
+        gradients with their graph, ``g_chunk``: the same detached, zeros for unused weights);
+        None, with ``ctx.probe_note`` set, when ``dL/dtau`` and ``sum W * g_chunk`` disagree
+        (a scored weight is also used outside its layer)."""
         dot = mag = 0.
         for w, g in zip(ctx.weights, g_chunk):
             wg = (w.detach() * g).double()
@@ -430,7 +431,6 @@ class ProxyEngine:
             ctx.probe_note = (f'dL/dtau = {dtau:.6g} but sum W * dL/dW = {dot:.6g}: a scored '
                               f'weight is used outside its own layer')
             return None
-        g_whole = g_chunk if g_whole is None else g_whole
         probe.phase = 'tau'
         pairs = [(g, gg) for g, gg in zip(g_whole, g_graph)
                  if gg is not None and gg.requires_grad]
@@ -453,8 +453,11 @@ class ProxyEngine:
                     loss = total_loss(model.loss(x, ctx.data_samples[sl]))
                 grads = torch.autograd.grad(loss, weights + [probe.tau], allow_unused=True,
                                             create_graph=True)
-                term = self._probe_term(ctx, probe, grads[:-1], grads[-1], ctx.grad)
-                del loss, grads
+                g_graph = grads[:-1]
+                term = self._probe_term(ctx, probe, g_graph,
+                                        [g.detach() for g in _zeros_for_none(g_graph, weights)],
+                                        grads[-1], ctx.grad)
+                del loss, grads, g_graph
                 if term is None:
                     break
                 total += term
