@@ -3,7 +3,7 @@
 # 256x256 crops after the paper's resize by 1, 1.5 or 2, batch 2, 300 iterations, evaluated on
 # whole 512x512 tiles. A small-scale check, not the paper's recipe.
 _base_ = [
-    'mmseg::_base_/models/deeplabv3plus_r50-d8.py', '../_base_/datasets/whu_building_cpu-256x256.py',
+    '../_base_/models/deeplabv3plus_r50-d8.py', '../_base_/datasets/whu_building_cpu-256x256.py',
     '../_base_/default_runtime.py', '../_base_/schedules/schedule_cpu-300it.py'
 ]
 norm_cfg = dict(type='BN', requires_grad=True)

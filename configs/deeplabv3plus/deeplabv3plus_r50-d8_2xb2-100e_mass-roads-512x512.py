@@ -3,7 +3,7 @@
 # 512x512 crops, ImageNet-pretrained ResNet-50-V1c (mmseg's 'open-mmlab://resnet50_v1c';
 # offline, set model.pretrained to a local checkpoint path).
 _base_ = [
-    'mmseg::_base_/models/deeplabv3plus_r50-d8.py', '../_base_/datasets/mass_roads.py',
+    '../_base_/models/deeplabv3plus_r50-d8.py', '../_base_/datasets/mass_roads.py',
     '../_base_/default_runtime.py', '../_base_/schedules/schedule_mass-roads_100e.py'
 ]
 crop_size = (512, 512)
