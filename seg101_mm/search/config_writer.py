@@ -7,12 +7,18 @@ line can become code. The genotype is re-parsed with :meth:`Genotype.parse` and 
 canonical text through ``repr``; every other value is checked to be a plain literal, and the
 finished text is parsed back with :mod:`ast` and refused unless it is literals only.
 
+mmengine's ``Config.fromfile`` rewrites ``{{ fileDirname }}``, ``{{ $VAR:default }}`` and
+``{{ _base_.x }}`` patterns in a file's text before it parses it, so every ``{`` and ``}`` inside
+a written string is escaped as ``\x7b`` / ``\x7d`` (the value is unchanged), header comments
+get no two braces in a row, and a finished text holding ``{{`` is refused.
+
 No mmengine import: the input is a plain dict (e.g. ``Config.fromfile(template).to_dict()``).
 """
 import ast
 import keyword
 import math
 import os
+import re
 from pathlib import Path
 
 from seg101_mm.space import Genotype
@@ -46,6 +52,15 @@ def _check_literal(value, path='cfg'):
                      f'hold only None, bool, int, float, str, list, tuple and dict values')
 
 
+def _str_literal(value):
+    """``repr`` of a literal, with the braces of a string escaped (see the module docstring)."""
+    text = repr(value)
+    if isinstance(value, str):
+        # repr never writes a brace as part of an escape sequence, so this keeps the value.
+        text = text.replace('{', '\\x7b').replace('}', '\\x7d')
+    return text
+
+
 def _is_name(k):
     return isinstance(k, str) and k.isidentifier() and not keyword.iskeyword(k)
 
@@ -61,7 +76,8 @@ def format_literal(value, indent=0):
         if all(_is_name(k) for k in value):
             items = [f'{inner}{k}={format_literal(v, indent + 1)}' for k, v in value.items()]
             return 'dict(\n' + ',\n'.join(items) + f')'
-        items = [f'{inner}{k!r}: {format_literal(v, indent + 1)}' for k, v in value.items()]
+        items = [f'{inner}{_str_literal(k)}: {format_literal(v, indent + 1)}'
+                 for k, v in value.items()]
         return '{\n' + ',\n'.join(items) + f'\n{pad}}}'
     items = [f'{inner}{format_literal(v, indent + 1)}' for v in value]
     if isinstance(value, tuple):
@@ -73,17 +89,20 @@ def _flat(value):
     if isinstance(value, dict):
         if all(_is_name(k) for k in value):
             return 'dict(' + ', '.join(f'{k}={_flat(v)}' for k, v in value.items()) + ')'
-        return '{' + ', '.join(f'{k!r}: {_flat(v)}' for k, v in value.items()) + '}'
+        return '{' + ', '.join(f'{_str_literal(k)}: {_flat(v)}' for k, v in value.items()) + '}'
     if isinstance(value, tuple):
         inner = ', '.join(_flat(v) for v in value)
         return f'({inner},)' if len(value) == 1 else f'({inner})'
     if isinstance(value, list):
         return '[' + ', '.join(_flat(v) for v in value) + ']'
-    return repr(value)
+    return _str_literal(value)
 
 
 def _assert_literal_source(text):
     """Refuse any source that is not ``name = literal`` statements with ``dict(...)`` calls."""
+    if '{{' in text:
+        raise ValueError(f"generated config text holds '{{{{' at offset {text.index('{{')}, which "
+                         f"mmengine's Config would substitute before parsing it")
     tree = ast.parse(text)
 
     def ok(node):
@@ -156,8 +175,10 @@ def render_config(cfg: dict, header: str = '') -> str:
     _check_literal(cfg)
     lines = []
     for line in header.splitlines():
-        # Comment text is shown to readers only; strip anything that could end the comment.
-        lines.append('# ' + line.replace('\r', ' ').replace('\n', ' '))
+        # Comment text is shown to readers only; strip anything that could end the comment,
+        # and split brace pairs, which mmengine would substitute even inside a comment.
+        line = re.sub(r'([{}])(?=[{}])', r'\1 ', line.replace('\r', ' ').replace('\n', ' '))
+        lines.append('# ' + line)
     for k, v in cfg.items():
         lines.append(f'{k} = {format_literal(v)}')
     text = '\n'.join(lines) + '\n'

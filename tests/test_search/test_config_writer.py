@@ -62,3 +62,28 @@ def test_format_literal_is_readable_and_exact():
     text = format_literal(value)
     assert text == "dict(a=(1,), b=[1.5, None, True], c={'x-y': 'q\"\\'z'}, d=-3)"
     assert eval(text, {'dict': dict}) == value  # noqa: S307  (a test of the literal itself)
+
+
+def test_mmengine_text_substitution_cannot_rewrite_or_run(template, tmp_path, monkeypatch):
+    # Config.fromfile substitutes these patterns in the file text before parsing it; a quote
+    # in the config's folder name would then end the string literal that held the pattern.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv('SEG_PAYLOAD', "'+str(open('pwned-env','w'))+'")
+    folder = tmp_path / "d'+str(open('pwned-dir','w'))+'"
+    payloads = ['{{fileDirname}}', '{{ fileBasename }}/x', '{{$HOME:/fallback}}',
+                "{{'$SEG_UNSET_ROOT:/fallback'}}", '{{$SEG_PAYLOAD:x}}', '{{ _base_.data }}',
+                '{', '}}{{', '\\{{fileDirname}}']
+    for i, p in enumerate(payloads):
+        cfg = candidate_config(template, sample(1), data_root=p, work_dir=p + '/w')
+        cfg['nested'] = {'k-{{fileExtname}}': {'v-{{fileDirname}}': p}}
+        path = write_config(folder / f'c{i}.py', cfg, header=f'search in {p}')
+        assert '{{' not in path.read_text()
+        back = Config.fromfile(str(path))
+        assert back.data_root == p and back.work_dir == p + '/w'
+        assert back.train_dataloader.dataset.data_root == p
+        assert back.nested == {'k-{{fileExtname}}': {'v-{{fileDirname}}': p}}
+        assert back.to_dict() == cfg
+    assert not (tmp_path / 'pwned-dir').exists() and not (tmp_path / 'pwned-env').exists()
+    with pytest.raises(ValueError, match=r"generated config text holds '\{\{'"):
+        from seg101_mm.search.config_writer import _assert_literal_source
+        _assert_literal_source("x = '{{fileDirname}}'\n")
