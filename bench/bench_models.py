@@ -48,7 +48,7 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', 'tools', '
 from seg101_info import count_flops  # noqa: E402
 from train import replace_sync_bn  # noqa: E402
 
-#: mmseg base model configs of the two baselines of the paper (SEG101.md section 10).
+#: mmseg base model configs of the two baselines of the paper (docs/method.md section 10).
 BASELINES = (
     ('DeepLabV3+ R50-D8', 'mmseg::_base_/models/deeplabv3plus_r50-d8.py'),
     ('PSPNet R50-D8', 'mmseg::_base_/models/pspnet_r50-d8.py'),
