@@ -6,7 +6,7 @@ search adds to every candidate.
 
 Measures, in one process on this machine's CPU:
 
-1. the GIN predictor fit on 200 architectures x 600 epochs (SEG101.md section 6; target < 10 s);
+1. the GIN predictor fit on 200 architectures x 600 epochs (docs/method.md s. 6; target < 10 s);
 2. per candidate: writing its config, launching its job (LocalLauncher: Popen of
    tools/dist_train.sh), reading its result and recording it in the ledger (fsync), and its
    share of one round's predictor fit + mutation pool + ranking (the round's cost divided by
