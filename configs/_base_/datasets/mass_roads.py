@@ -1,5 +1,5 @@
 # Massachusetts Roads, converted by tools/dataset_converters/mass_roads.py into 512x512 tiles
-# with 0/1 masks (SEG101.md section 9). Augmentation of SEG101.md section 7: resize by a factor
+# with 0/1 masks (docs/method.md s. 9). Augmentation of docs/method.md s. 7: resize by a factor
 # drawn from {1, 1.5, 2}, random 512x512 crop, horizontal flip with probability 0.5.
 dataset_type = 'MassachusettsRoadsDataset'
 data_root = 'data/mass_roads'
