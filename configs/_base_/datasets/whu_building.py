@@ -1,5 +1,5 @@
 # WHU aerial building tiles (512x512), converted by tools/dataset_converters/whu_building.py
-# into 0/1 masks (SEG101.md section 9). Augmentation of SEG101.md section 7: resize by a factor
+# into 0/1 masks (docs/method.md s. 9). Augmentation of docs/method.md s. 7: resize by a factor
 # drawn from {1, 1.5, 2}, random 512x512 crop, horizontal flip with probability 0.5.
 dataset_type = 'WHUBuildingDataset'
 data_root = 'data/whu_building'
