@@ -1,4 +1,4 @@
-# SEG101 on an mmpretrain RegNetX-400MF backbone (SEG101.md sections 1-3).
+# SEG101 on an mmpretrain RegNetX-400MF backbone (docs/method.md sections 1-3).
 # Child configs that change the architecture must set the genotype in BOTH places:
 #   model = dict(neck=dict(genotype=G), decode_head=dict(genotype=G))
 # ImageNet weights: set model.backbone.init_cfg to
