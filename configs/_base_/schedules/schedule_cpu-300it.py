@@ -1,5 +1,5 @@
 # A short CPU schedule for honest quick runs on a laptop: the optimiser and poly decay of
-# SEG101.md section 7, shortened to 300 iterations with a 50-iteration warmup (the paper's 1000
+# docs/method.md s. 7, shortened to 300 iterations with a 50-iteration warmup (the paper's 1000
 # iterations of warmup would be longer than the whole run). Validation and the checkpoint at
 # the end only.
 _base_ = ['./sgd-poly_warmup1k.py']
