@@ -1,4 +1,4 @@
-# Full training recipe (SEG101.md section 7) on Massachusetts Roads: 100 epochs of the paper's
+# Full training recipe (docs/method.md section 7) on Massachusetts Roads: 100 epochs of the paper's
 # 8076 training tiles at batch 4 = 8076 * 100 / 4 = 201900 iterations. Validation every
 # 10 epochs; the checkpoint with the best val IoU of the road class is kept.
 _base_ = ['./sgd-poly_warmup1k.py']
