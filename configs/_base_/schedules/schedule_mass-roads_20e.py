@@ -1,4 +1,4 @@
-# Search-candidate recipe (SEG101.md section 7) on Massachusetts Roads: 20 epochs of the paper's
+# Search-candidate recipe (docs/method.md s. 7) on Massachusetts Roads: 20 epochs of the paper's
 # 8076 training tiles at batch 4 = 8076 * 20 / 4 = 40380 iterations. One validation at the
 # end (the search objective is val mIoU), and only the final checkpoint is kept.
 _base_ = ['./sgd-poly_warmup1k.py']
