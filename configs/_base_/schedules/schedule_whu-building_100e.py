@@ -1,4 +1,4 @@
-# Full training recipe (SEG101.md section 7) on WHU Building: 100 epochs of the paper's
+# Full training recipe (docs/method.md section 7) on WHU Building: 100 epochs of the paper's
 # 4736 training tiles at batch 4 = 4736 * 100 / 4 = 118400 iterations. Validation every
 # 10 epochs; the checkpoint with the best val IoU of the building class is kept.
 _base_ = ['./sgd-poly_warmup1k.py']
