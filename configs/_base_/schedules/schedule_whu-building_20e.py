@@ -1,4 +1,4 @@
-# Search-candidate recipe (SEG101.md section 7) on WHU Building: 20 epochs of the paper's
+# Search-candidate recipe (docs/method.md section 7) on WHU Building: 20 epochs of the paper's
 # 4736 training tiles at batch 4 = 4736 * 20 / 4 = 23680 iterations. One validation at the
 # end (the search objective is val mIoU), and only the final checkpoint is kept.
 _base_ = ['./sgd-poly_warmup1k.py']
