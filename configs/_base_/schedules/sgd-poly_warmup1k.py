@@ -1,4 +1,4 @@
-# The training recipe of SEG101.md section 7, without its length: SGD lr 0.01, momentum 0.9,
+# The training recipe of docs/method.md section 7, without its length: SGD lr 0.01, momentum 0.9,
 # weight decay 1e-4 with no decay on normalisation layers (BN gamma/beta), poly decay of power
 # 0.9 to 0 over the whole run, multiplied during the first 1000 iterations by a linear warmup
 # from factor 0.001 (the two schedulers overlap and chain, as detectron2's WarmupPolyLR does).
