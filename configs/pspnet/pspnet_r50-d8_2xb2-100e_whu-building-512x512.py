@@ -1,4 +1,4 @@
-# PSPNet R50-D8 on WHU Building with the paper's training recipe (SEG101.md section 7): mmseg's
+# PSPNet R50-D8 on WHU Building with the paper's training recipe (docs/method.md s. 7): mmseg's
 # own model config with 2 classes, SyncBN over 2 GPUs x 2 images, 100 epochs, 512x512 crops,
 # ImageNet-pretrained ResNet-50-V1c (mmseg's 'open-mmlab://resnet50_v1c'; offline, set
 # model.pretrained to a local checkpoint path).
