@@ -1,5 +1,5 @@
 # Training recipe of one search candidate, shrunk for a CPU: the optimiser, warmup and poly decay
-# of SEG101.md section 7 on 64x64 crops (after a resize by 1, 1.5 or 2 of 64x64 scenes), batch 2,
+# of docs/method.md s. 7 on 64x64 crops (after a resize by 1, 1.5 or 2 of 64x64 scenes), batch 2,
 # a few iterations (the search config sets them), one validation at the end. The learning rate
 # is 0.05 instead of the paper's 0.01: in a few dozen iterations 0.01 leaves nearly every
 # candidate predicting background only, and the search would compare ties.
