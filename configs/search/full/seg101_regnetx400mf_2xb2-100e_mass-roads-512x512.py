@@ -1,4 +1,4 @@
-# Full training of a searched architecture (SEG101.md section 7): the search recipe for 100
+# Full training of a searched architecture (docs/method.md section 7): the search recipe for 100
 # epochs of Massachusetts Roads (201900 iterations at a total batch of 4 = 2 GPUs x 2), random
 # 512x512 crops after a resize by 1, 1.5 or 2, validation every 10 epochs keeping the best
 # IoU of the road class. The search exports the best genotype into a standalone copy of this
