@@ -2,7 +2,7 @@
 # SEG101 on RegNetX-400MF, each trained for real by tools/dist_train.sh (gloo, 1 process, two
 # candidates at once) for 40 iterations on 64x64 crops of a procedural road dataset that the
 # search generates in <work_dir>/data, in rounds of 4 after 8 random ones. Same algorithm as the paper
-# (SEG101.md section 6), smaller numbers. Point `train_cfg.candidate.data_root` at converted
+# (docs/method.md section 6), smaller numbers. Point `train_cfg.candidate.data_root` at converted
 # Massachusetts tiles (tools/dataset_converters/mass_roads.py) to search on real data:
 #   python tools/search.py THIS_CONFIG --cfg-options train_cfg.candidate.data_root=DIR
 default_scope = 'mmseg'
