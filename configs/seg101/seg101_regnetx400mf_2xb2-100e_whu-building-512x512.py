@@ -1,5 +1,5 @@
 # SEG101 on WHU Building, the full recipe (ImageNet-pretrained backbone, best val IoU of the
-# building class kept): SEG101.md section 7, batch 4 as 2 GPUs x 2 images, 512x512 crops, 100
+# building class kept): docs/method.md section 7, batch 4 as 2 GPUs x 2 images, 512x512 crops, 100
 # epochs of the paper's training tiles.
 _base_ = [
     '../_base_/models/seg101_regnetx400mf.py', '../_base_/datasets/whu_building.py',
