@@ -1,5 +1,5 @@
 # SEG101 on Massachusetts Roads, the search-candidate recipe (one val evaluation at the end):
-# SEG101.md section 7, batch 4 as 2 GPUs x 2 images, 512x512 crops, 20 epochs of the paper's
+# docs/method.md section 7, batch 4 as 2 GPUs x 2 images, 512x512 crops, 20 epochs of the paper's
 # training tiles.
 _base_ = [
     '../_base_/models/seg101_regnetx400mf.py', '../_base_/datasets/mass_roads.py',
