@@ -1,6 +1,6 @@
-# SEG101 on WHU Building, the search-candidate recipe (one val evaluation at the end): SEG101.md
-# section 7, batch 4 as 2 GPUs x 2 images, 512x512 crops, 20 epochs of the paper's training
-# tiles.
+# SEG101 on WHU Building, the search-candidate recipe (one val evaluation at the end):
+# docs/method.md section 7, batch 4 as 2 GPUs x 2 images, 512x512 crops, 20 epochs of the paper's
+# training tiles.
 _base_ = [
     '../_base_/models/seg101_regnetx400mf.py', '../_base_/datasets/whu_building.py',
     '../_base_/default_runtime.py', '../_base_/schedules/schedule_whu-building_20e.py'
