@@ -2,7 +2,7 @@
 
 A converter pairs every aerial image with its mask, checks them, and writes 512x512 tiles in
 mmseg's layout (``img_dir/<split>``, ``ann_dir/<split>``) with 0/1 masks, because 255 is mmseg's
-ignore index (SEG101.md section 9). The rules, shared by both datasets:
+ignore index (docs/method.md section 9). The rules, shared by both datasets:
 
 - every image needs a mask with the same stem and vice versa, and both must have the same size;
 - masks are single channel, or RGB with three equal channels, with values in {0, 255} or in
