@@ -5,7 +5,7 @@ from mmseg.registry import DATASETS
 
 @DATASETS.register_module()
 class MassachusettsRoadsDataset(BaseSegDataset):
-    """Massachusetts Roads tiles in mmseg's layout (SEG101.md section 9).
+    """Massachusetts Roads tiles in mmseg's layout (docs/method.md section 9).
 
     The converter cuts every 1500x1500 aerial image into 512x512 tiles and turns the 0/255
     road masks into 0/1, because 255 is mmseg's ignore index. Both images and masks are PNG.
