@@ -1,6 +1,6 @@
 """Procedural road and building scenes in mmseg's folder layout, for tests and smoke runs.
 
-The scenes are small stand-ins for the two datasets of SEG101.md section 9: a road scene is a
+The scenes are small stand-ins for the two datasets of docs/method.md section 9: a road scene is a
 textured, mostly green-brown background crossed by a few thin, bright grey straight or curved
 lines (the roads); a building scene is the same kind of background with a few axis-aligned
 rectangles of roof colours, each with a dark shadow strip (the buildings). Target pixels are
