@@ -1,6 +1,6 @@
 """Seamless tiling of large aerial images into overlapping fixed-size tiles.
 
-SEG101.md section 9: the paper cuts every 1500x1500 Massachusetts image "seamlessly" into
+docs/method.md section 9: the paper cuts every 1500x1500 Massachusetts image "seamlessly" into
 512x512 tiles, 16 per image (224 val and 784 test tiles for 14 and 49 images). Sixteen 512
 tiles per 1500 pixels fit a 4x4 grid of evenly spaced, overlapping tiles: starts 0, 329, 659,
 988 on each axis, so the last tile ends exactly at the border and every pixel is covered.
