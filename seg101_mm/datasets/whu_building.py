@@ -5,7 +5,7 @@ from mmseg.registry import DATASETS
 
 @DATASETS.register_module()
 class WHUBuildingDataset(BaseSegDataset):
-    """WHU building tiles (512x512) in mmseg's layout (SEG101.md section 9).
+    """WHU building tiles (512x512) in mmseg's layout (docs/method.md section 9).
 
     The converter turns the 0/255 building masks into 0/1 (255 is mmseg's ignore index) and
     writes images and masks as PNG.
