@@ -1,6 +1,6 @@
 """The paper's segmentation metrics, from one confusion matrix over the whole split.
 
-SEG101.md section 9: IoU_c = TP/(TP+FP+FN); mIoU over all classes; FWIoU = sum_c freq_c * IoU_c
+docs/method.md s. 9: IoU_c = TP/(TP+FP+FN); mIoU over all classes; FWIoU = sum_c freq_c * IoU_c
 with freq_c the share of ground-truth pixels of class c; PA = sum TP / total; MPA = mean_c
 TP_c / GT_c. Precision, recall and F1 are reported for the target class (road or building).
 """
@@ -109,7 +109,7 @@ def _label_map(data: torch.Tensor) -> torch.Tensor:
 class SegPaperMetric(BaseMetric):
     """mIoU, per-class IoU, FWIoU, PA, MPA and target-class precision/recall/F1.
 
-    One confusion matrix is accumulated over the whole split (SEG101.md section 9), so the
+    One confusion matrix is accumulated over the whole split (docs/method.md section 9), so the
     numbers are split-level, not averages of per-image scores. Values are returned in percent,
     like mmseg's ``IoUMetric``; per-class keys (``IoU.road``, ``F1.building``, ...) can be used
     by ``save_best``.
