@@ -5,7 +5,7 @@ from mmseg.registry import MODELS
 
 from seg101_mm.space import Genotype
 
-#: ImageNet mean and std in RGB (SEG101.md section 1).
+#: ImageNet mean and std in RGB (docs/method.md section 1).
 IMAGENET_MEAN = [123.675, 116.28, 103.53]
 IMAGENET_STD = [58.395, 57.12, 57.375]
 REGNETX_400MF_CHANNELS = (32, 64, 160, 384)
