@@ -1,4 +1,4 @@
-"""The SEG101 multi-head feature-fusion decode head (SEG101.md sections 1 and 3)."""
+"""The SEG101 multi-head feature-fusion decode head (docs/method.md sections 1 and 3)."""
 import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
@@ -125,7 +125,7 @@ class SEG101FusionHead(BaseDecodeHead):
         in_index (Sequence[int]): which inputs are the four stages. Default: (0, 1, 2, 3).
         se_ratio (int): SE reduction ratio of ``global_se_head``. Default: 8.
         dropout_ratio (float): dropout before ``conv_seg``. Default: 0 (none in the paper).
-        loss_decode (dict): the top-20 %-pixel cross-entropy by default (SEG101.md section 3).
+        loss_decode (dict): the top-20 %-pixel cross-entropy by default (docs/method.md section 3).
         **kwargs: the other arguments of ``BaseDecodeHead`` (num_classes, norm_cfg, ...).
     """
 
