@@ -1,4 +1,4 @@
-"""Cross-entropy on the hardest pixels ("DeepLab CE", SEG101.md section 3)."""
+"""Cross-entropy on the hardest pixels ("DeepLab CE", docs/method.md section 3)."""
 import math
 
 import torch
