@@ -1,4 +1,4 @@
-"""The SEG101 feature-maps enhancement neck (SEG101.md sections 1 and 3)."""
+"""The SEG101 feature-maps enhancement neck (docs/method.md sections 1 and 3)."""
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
