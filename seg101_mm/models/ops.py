@@ -1,4 +1,4 @@
-"""The candidate operations of SEG101 (SEG101.md section 3).
+"""The candidate operations of SEG101 (docs/method.md section 3).
 
 Every op maps ``C`` channels to ``C`` channels and keeps the spatial size. Convolutions have no
 bias; normalisation layers come from ``norm_cfg`` (BN with affine parameters by default).
