@@ -1,4 +1,4 @@
-"""Zero-cost proxies for mmseg segmentors (SEG101.md section 8).
+"""Zero-cost proxies for mmseg segmentors (docs/method.md section 8).
 
 ``compute_proxies(model, batch, names)`` returns ``{name: float}``; every proxy is a small
 registered class (see :mod:`.registry`), and :class:`ProxyEngine` runs the passes they need,
