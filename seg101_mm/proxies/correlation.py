@@ -1,4 +1,4 @@
-"""Rank correlation of proxy scores with measured mIoU (SEG101.md sections 8 and 10).
+"""Rank correlation of proxy scores with measured mIoU (docs/method.md sections 8 and 10).
 
 Signed Spearman rho and Kendall tau (scipy), percentile-bootstrap 95 % intervals over
 architectures, and precision at top-k; reading of proxy tables and search ledgers.
