@@ -1,6 +1,6 @@
 """The zero-cost proxy engine: few shared passes, micro-batching, the model given back intact.
 
-SEG101.md section 8. One call computes any set of registered proxies on one batch:
+docs/method.md section 8. One call computes any set of registered proxies on one batch:
 
 * **main pass** (one forward and one backward of the segmentor's own training loss per chunk,
   shared by ``grad_norm``, ``snip``, ``fisher``, ``plain``, ``zico``, ``jacob_cov`` and
@@ -40,7 +40,7 @@ from .state import preserved
 #: Captures filled by the main (shared forward/backward) pass.
 MAIN_PASS_CAPTURES = ('grad', 'grad_moments', 'fisher', 'jacobian', 'relu_codes',
                       'w_hessian_grad', 'hessian_grad')
-#: Module types whose weights count (SEG101.md section 8: Conv2d and Linear only).
+#: Module types whose weights count (docs/method.md section 8: Conv2d and Linear only).
 SCORED_TYPES = (nn.Conv2d, nn.Linear)
 #: Activations whose binary codes NASWOT reads.
 RELU_TYPES = (nn.ReLU, nn.ReLU6)
@@ -162,7 +162,7 @@ class ProxyEngine:
         seed (int): seeds every chunk's forward (``seed + chunk index``) and the
             preprocessing. Default: 0.
         min_chunk_size (int): do not halve below this on out-of-memory. Default: 1.
-        eps (float): jacob_cov's eigenvalue offset k (SEG101.md s. 8). Default: 1e-5.
+        eps (float): jacob_cov's eigenvalue offset k (docs/method.md s. 8). Default: 1e-5.
     """
 
     def __init__(self, chunk_size=None, seed=0, min_chunk_size=1, eps=1e-5):
