@@ -1,4 +1,4 @@
-"""fisher: channel-wise Fisher information of the layer outputs (SEG101.md section 8).
+"""fisher: channel-wise Fisher information of the layer outputs (docs/method.md section 8).
 
 Per Conv2d/Linear layer and output channel c: F_c = 0.5 * mean over the chunk's images of
 (sum over positions of a * dL/da)^2, with a the layer output; chunks add up (like gradients).
