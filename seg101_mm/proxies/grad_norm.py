@@ -1,4 +1,4 @@
-"""grad_norm: sum over Conv2d/Linear layers of ||dL/dW||_2 (SEG101.md section 8)."""
+"""grad_norm: sum over Conv2d/Linear layers of ||dL/dW||_2 (docs/method.md section 8)."""
 from .registry import PROXIES, BaseProxy
 
 
