@@ -1,4 +1,4 @@
-"""grasp: -sum W * (H g) with g = dL/dW (SEG101.md section 8; Wang et al., ICLR 2020)."""
+"""grasp: -sum W * (H g) with g = dL/dW (docs/method.md section 8; Wang et al., ICLR 2020)."""
 from .registry import PROXIES, BaseProxy
 
 
