@@ -1,4 +1,4 @@
-"""jacob_cov: eigenvalues of the correlation of input Jacobians (SEG101.md section 8).
+"""jacob_cov: eigenvalues of the correlation of input Jacobians (docs/method.md section 8).
 
 J has one row per image, d(sum of logits)/d(input); C = corrcoef(J); the score is
 -sum(log(lambda + k) + 1 / (lambda + k)) over the eigenvalues of C (Mellor et al., 2020),
