@@ -1,4 +1,4 @@
-"""The proxy registry and the base class every zero-cost proxy derives from (SEG101.md s. 8).
+"""The proxy registry and the base class every zero-cost proxy derives from (docs/method.md s. 8).
 
 A proxy declares which *captures* it needs from the engine's shared passes (``requires``) and
 turns a filled :class:`~seg101_mm.proxies.engine.ProxyContext` into one float. Adding a proxy
