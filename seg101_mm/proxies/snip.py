@@ -1,4 +1,4 @@
-"""snip: sum |W * dL/dW| over Conv2d/Linear weights (SEG101.md section 8)."""
+"""snip: sum |W * dL/dW| over Conv2d/Linear weights (docs/method.md section 8)."""
 from .registry import PROXIES, BaseProxy
 
 
