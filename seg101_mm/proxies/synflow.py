@@ -1,4 +1,4 @@
-"""synflow: sum |W * dR/dW| for the all-positive float64 network (SEG101.md section 8).
+"""synflow: sum |W * dR/dW| for the all-positive float64 network (docs/method.md section 8).
 
 All parameters and floating buffers are replaced by their absolute values (BN kept, in train
 mode, as in the segmentation variant), the input is one all-ones image, R is the sum of the
