@@ -1,4 +1,4 @@
-"""NPENAS-NP architecture search over real mmseg training jobs (SEG101.md section 6).
+"""NPENAS-NP architecture search over real mmseg training jobs (docs/method.md section 6).
 
 Pure parts (no mmengine): :mod:`.strategy` (ask/tell NPENAS-NP, NPENAS-BO, random search),
 :mod:`.predictor` (GIN on dense graphs, plain PyTorch), :mod:`.ledger` (crash-consistent JSONL
