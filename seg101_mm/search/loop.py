@@ -128,7 +128,7 @@ def _load_template(path, overrides=None, iters=None):
 
 @LOOPS.register_module()
 class NPENASSearchLoop(BaseLoop):
-    """Architecture search loop (SEG101.md section 6) over real training jobs.
+    """Architecture search loop (docs/method.md section 6) over real training jobs.
 
     Args:
         runner: The mmengine Runner (its ``work_dir`` holds the whole search).
