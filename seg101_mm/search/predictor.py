@@ -1,4 +1,4 @@
-"""GIN performance predictors of NPENAS-NP and NPENAS-BO on dense graphs (SEG101.md section 6).
+"""GIN performance predictors of NPENAS-NP and NPENAS-BO on dense graphs (docs/method.md s. 6).
 
 Every genotype becomes a 41-node graph (:func:`seg101_mm.space.to_graph`). All graphs of a fit
 are stacked into two dense tensors, ``adjacency (N, 41, 41)`` and ``labels (N, 41, 12)``, so
@@ -32,7 +32,7 @@ def encode_graphs(genotypes: Sequence[Genotype]):
 
 
 class DenseGINLayer(nn.Module):
-    """One GIN layer: ``BN(ReLU(MLP(x_i + sum_{j -> i} x_j)))`` (SEG101.md section 6).
+    """One GIN layer: ``BN(ReLU(MLP(x_i + sum_{j -> i} x_j)))`` (docs/method.md section 6).
 
     :meth:`forward` takes the aggregated features ``x_i + sum_{j -> i} x_j``, i.e.
     ``self_loops(adj) @ x`` (see :func:`self_loops`), so that the aggregation is one batched
@@ -65,7 +65,7 @@ def self_loops(adj):
 
 
 class GINPredictor(nn.Module):
-    """GIN regressor of val mIoU (in %) from a graph (SEG101.md section 6).
+    """GIN regressor of val mIoU (in %) from a graph (docs/method.md section 6).
 
     Args:
         num_layers (int): GIN layers. Paper: 3.
@@ -130,7 +130,7 @@ def fit_predictor(genotypes: Sequence[Genotype], targets: Sequence[float],
                   weight_decay: float = 1e-4, seed: int = 0,
                   num_threads: Optional[int] = 1, backend: str = 'auto',
                   dtype: torch.dtype = torch.float32) -> GINPredictor:
-    """Train a fresh predictor from scratch (SEG101.md section 6).
+    """Train a fresh predictor from scratch (docs/method.md section 6).
 
     MSE (or Gaussian NLL with ``uncertainty``), Adam with ``lr``/``betas``, weight decay
     ``weight_decay`` on the Linear weights only, cosine decay stepped per minibatch over all
@@ -251,7 +251,7 @@ class ManualMSETrainer:
     recorded), and runs Adam on one flat parameter vector of which every weight is a view, so
     an update is five vector operations.
 
-    Same maths as the autograd path of :func:`fit_predictor` (SEG101.md section 6): each GIN
+    Same maths as the autograd path of :func:`fit_predictor` (docs/method.md section 6): each GIN
     layer ``BN(ReLU(W2 ReLU(W1 a + b1) + b2))`` on the aggregated input
     ``a = self_loops(adj) @ x``; BatchNorm in training mode (statistics over the minibatch's
     node rows, biased variance to normalise, unbiased variance in the running estimate, the
