@@ -1,4 +1,4 @@
-"""What a search leaves in its work_dir besides the ledger (SEG101.md section 6, paper Fig. 2).
+"""What a search leaves in its work_dir besides the ledger (docs/method.md s. 6, paper Fig. 2).
 
 - ``leaderboard.csv``: every candidate, best val mIoU first (failed ones last, with the cause);
 - ``best.json`` and ``best_<key-hash>_full-train.py``: the best architecture, and a standalone
@@ -67,7 +67,7 @@ def export_best(records, work_dir, export: dict, data_root=None) -> Optional[Pat
     path = Path(work_dir) / f'{name}.py'
     write_config(path, out, header=(
         f'Best architecture of the search in {work_dir}: candidate {best["id"]}, search val '
-        f'mIoU {best["score"]:.2f}\nFull training (SEG101.md section 7): tools/dist_train.sh '
+        f'mIoU {best["score"]:.2f}\nFull training (docs/method.md section 7): tools/dist_train.sh '
         f'{path} <GPUS>\nThe backbone starts from random weights unless '
         f'model.backbone.init_cfg points at a pretrained checkpoint.'))
     (Path(work_dir) / 'best.json').write_text(json.dumps(dict(
