@@ -1,6 +1,6 @@
 """Search strategies with an ask/tell interface: NPENAS-NP, NPENAS-BO, random search.
 
-A strategy is a pure object (SEG101.md section 6): :meth:`SearchStrategy.ask` returns
+A strategy is a pure object (docs/method.md section 6): :meth:`SearchStrategy.ask` returns
 architectures to train, :meth:`SearchStrategy.tell` gives it their val mIoU (or ``None`` for a
 failed candidate). It touches no file and no process; the search loop stores its
 :meth:`~SearchStrategy.state_dict` in the ledger and restores it on resume.
@@ -225,7 +225,7 @@ class RandomSearch(SearchStrategy):
 
 @register_strategy
 class NPENASNP(SearchStrategy):
-    """NPENAS-NP: predictor-guided evolution with a GIN predictor (SEG101.md section 6).
+    """NPENAS-NP: predictor-guided evolution with a GIN predictor (docs/method.md section 6).
 
     Args:
         num_init (int): Random architectures of the first round. Paper: 10.
