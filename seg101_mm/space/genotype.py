@@ -10,7 +10,7 @@ Text form (what ``str(genotype)`` prints and :meth:`Genotype.parse` reads)::
 (S3, S4), ``st`` the four stage ops, ``h0``/``h1`` the two heads: three layer-1 pairs of
 stages, a slash, two layer-2 pairs of layer-1 nodes; ``hm`` the head merge.
 
-The canonical key (SEG101.md section 2) removes the three symmetries that leave the network
+The canonical key (docs/method.md section 2) removes the three symmetries that leave the network
 unchanged: the order of the layer-1 nodes of a head (with the layer-2 pairs relabelled), the
 order of the layer-2 nodes, and the order of the two heads. Stages that no head reads are still
 built and run (they cost parameters and FLOPs), so their ops stay part of the key.
@@ -142,7 +142,7 @@ def _as_list(field, value):
 
 @dataclass(frozen=True)
 class Genotype:
-    """A point of the SEG101 search space (SEG101.md section 2).
+    """A point of the SEG101 search space (docs/method.md section 2).
 
     Args:
         group_a (tuple[str]): 4 group ops of category A (channel groups of S1 and S2),
@@ -241,7 +241,7 @@ class Genotype:
 
     # ------------------------------------------------------------------ canonical form
     def canonical(self) -> 'Genotype':
-        """The representative of this genotype's equivalence class (SEG101.md section 2)."""
+        """The representative of this genotype's equivalence class (docs/method.md section 2)."""
         heads = sorted((h.canonical() for h in self.heads), key=str)
         return Genotype(self.group_a, self.group_b, self.stage_ops, tuple(heads), self.head_merge)
 
