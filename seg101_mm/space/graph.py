@@ -1,4 +1,4 @@
-"""Graph encoding of a genotype for the GIN predictor (SEG101.md section 4).
+"""Graph encoding of a genotype for the GIN predictor (docs/method.md section 4).
 
 41 nodes: per stage s (nodes 7s .. 7s+6) an input node, the 4 group-op nodes, the enhancement
 SE node and the stage-op node; per head h (nodes 28+6h .. 33+6h) three layer-1, two layer-2
