@@ -1,4 +1,4 @@
-"""Operation names and choice domains of the SEG101 search space (SEG101.md section 2).
+"""Operation names and choice domains of the SEG101 search space (docs/method.md section 2).
 
 Pure Python: this module must not import torch, so that the search strategies can run
 (and be tested) without building a single network.
@@ -28,7 +28,7 @@ L1_PAIRS = tuple(combinations(range(NUM_L1), 2))
 #: Stage index -> group-op category ('a' for S1/S2, 'b' for S3/S4).
 STAGE_CATEGORY = ('a', 'a', 'b', 'b')
 
-#: Node labels of the predictor graph (SEG101.md section 4): 12 in all.
+#: Node labels of the predictor graph (docs/method.md section 4): 12 in all.
 #: Group ops and stage ops share labels by name.
 OP_LABELS = ('conv3x3', 'dil3_conv3x3', 'dil5_conv3x3', 'avgpool_0.25', 'avgpool_0.75',
              'self_attention', 'se')
