@@ -1,4 +1,4 @@
-"""Uniform sampling, mutation and exact size of the SEG101 space (SEG101.md sections 2 and 5).
+"""Uniform sampling, mutation and exact size of the SEG101 space (docs/method.md sections 2 and 5).
 
 The space counts unordered choices: a head's 3 layer-1 pairs are a set of pairs of stages and
 its 2 layer-2 pairs a set of pairs of layer-1 nodes; the two heads are ordered. ``sample``
@@ -88,7 +88,7 @@ def enumerate_space(group_ops_a=GROUP_OPS_A, group_ops_b=GROUP_OPS_B, stage_ops=
 
 
 class Mutator:
-    """Mutation of SEG101.md section 5, the authors' probabilities as defaults.
+    """Mutation of docs/method.md section 5, the authors' probabilities as defaults.
 
     Every event is independent: with ``p_group`` each category-A slot changes to a different op
     with ``p_group_slot`` (the same for category B); with ``p_stage`` each stage op is redrawn
