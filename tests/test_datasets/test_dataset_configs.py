@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 MODEL_CONFIGS = sorted(
     str(p.relative_to(REPO)) for d in ('seg101', 'deeplabv3plus', 'pspnet')
     for p in (REPO / 'configs' / d).glob('*.py'))
-PAPER_TILES = {'mass-roads': 8076, 'whu-building': 4736}  # SEG101.md section 9
+PAPER_TILES = {'mass-roads': 8076, 'whu-building': 4736}  # docs/method.md section 9
 
 
 def _dataset_key(path):
