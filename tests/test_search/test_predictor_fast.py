@@ -1,4 +1,4 @@
-"""The hand-written MSE fit of the GIN predictor against autograd (SEG101.md section 6)."""
+"""The hand-written MSE fit of the GIN predictor against autograd (docs/method.md section 6)."""
 import math
 
 import numpy as np
