@@ -1,4 +1,4 @@
-"""Strategies through ask/tell (SEG101.md section 6), without training anything."""
+"""Strategies through ask/tell (docs/method.md section 6), without training anything."""
 import numpy as np
 import pytest
 import torch
