@@ -29,7 +29,7 @@ def test_genotype_route_prints_the_true_param_count_and_draws_a_png(tmp_path, ca
     assert p['backbone'] + p['neck'] + p['decode_head'] == expected
     assert p['backbone'] == 4_772_512  # RegNetX-400MF without its classifier (STACK.md)
 
-    # structure, with the channel rule of SEG101.md section 3
+    # structure, with the channel rule of docs/method.md section 3
     assert [s['stride'] for s in summary['stages']] == [4, 8, 16, 32]
     assert [s['size'] for s in summary['stages']] == [[16, 16], [8, 8], [4, 4], [2, 2]]
     assert summary['stages'][2]['group_ops'] == ['se', 'se', 'self_attention', 'avgpool_0.25']
