@@ -1,6 +1,6 @@
 """Rank correlation of zero-cost proxies with measured mIoU, beside the paper's Table 2.
 
-SEG101.md sections 8 and 10. Examples::
+docs/method.md sections 8 and 10. Examples::
 
     python tools/analysis_tools/proxy_correlation.py work_dirs/proxies/proxies.csv \\
         --ledger work_dirs/search/ledger.jsonl --out-dir work_dirs/proxies/correlation
