@@ -11,8 +11,8 @@ The network is given either as a genotype text or as an mmseg config whose model
 It prints the parameter count (total and per part), the FLOPs of one forward pass of a
 ``1 x 3 x H x W`` image counted by ``mmengine.analysis.get_model_complexity_info`` (mmengine
 counts one multiply-add as one FLOP; mmseg 1.2.2's ``get_flops.py`` does not run with mmengine
-0.10.7), and a readable description of the network of SEG101.md sections 1 and 3: per stage the
-four group ops, the enhancement SE and the stage op; for each head its fusion tree with channel
+0.10.7), and a readable description of the network of docs/method.md sections 1 and 3: per stage
+the four group ops, the enhancement SE and the stage op; for each head its fusion tree with channel
 counts; the head merge. ``--png`` draws the architecture in the manner of the paper's Fig. 1
 (backbone stages, group ops, enhancement SE, stage ops, the two heads' fusion nodes with their
 edges, the head merge).
@@ -133,7 +133,7 @@ def stage_sizes(model, shape):
 def summarize(model, genotype, shape):
     """Structure and parameter counts of a built SEG101 EncoderDecoder, as plain data.
 
-    Channel counts are read from the built modules (SEG101.md section 3: a layer-1/2 merge of
+    Channel counts are read from the built modules (docs/method.md section 3: a layer-1/2 merge of
     C1 and C2 channels gives floor(C1/2) + floor(C2/2), the layer-3 merge C1 + C2).
     """
     neck, head = model.neck, model.decode_head
