@@ -1,6 +1,6 @@
 """Compute zero-cost proxies for one mmseg config, N sampled SEG101 genotypes, or a ledger.
 
-SEG101.md section 8. Examples::
+docs/method.md section 8. Examples::
 
     # 20 SEG101 genotypes sampled with seed 0, random batch of 4 images at 256x256
     python tools/analysis_tools/zero_cost_proxies.py --num-genotypes 20 --seed 0 \\
@@ -95,7 +95,7 @@ def bn_for_cpu(cfg):
 
 def without_checkpoints(cfg):
     """Drop ``init_cfg=dict(type='Pretrained', ...)`` recursively: proxies score the randomly
-    initialised network (SEG101.md section 8), and nothing is downloaded."""
+    initialised network (docs/method.md section 8), and nothing is downloaded."""
     if isinstance(cfg, dict):
         init = cfg.get('init_cfg')
         if isinstance(init, dict) and init.get('type') == 'Pretrained':
