@@ -80,6 +80,34 @@ def tail(path, lines: int = 5) -> str:
     return ' | '.join(t for t in text.strip().splitlines()[-lines:])
 
 
+_RANK_PREFIX = re.compile(r'^\[(?:rank|default)\d+\]:\s?')
+
+
+def first_exception(path, window: int = 1 << 20) -> Optional[str]:
+    """The first exception line of a log, e.g. ``FileNotFoundError: [Errno 2] ...``.
+
+    It is the first unindented line after the log's first ``Traceback (most recent call
+    last):`` (within its last ``window`` bytes); torchrun's ``[rankN]:`` prefixes are removed.
+    torchrun's own ``ChildFailedError`` banner comes after the worker's traceback, so the
+    worker's real error is found.
+    """
+    try:
+        with open(path, 'rb') as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - window))
+            text = fh.read().decode(errors='replace')
+    except OSError:
+        return None
+    in_traceback = False
+    for line in text.splitlines():
+        line = _RANK_PREFIX.sub('', line.rstrip())
+        if line.startswith('Traceback (most recent call last):'):
+            in_traceback = True
+        elif in_traceback and line and not line[0].isspace():
+            return line if len(line) <= 500 else line[:497] + '...'
+    return None
+
+
 def outcome(job: Job, returncode=None, timed_out=False) -> dict:
     """What became of ``job``, from its ``result.json``, exit code and time limit."""
     result = read_result(job.work_dir)
@@ -90,6 +118,10 @@ def outcome(job: Job, returncode=None, timed_out=False) -> dict:
                     log=job.log)
     if result is not None and result.get('status') == 'failed':
         return dict(status='failed', cause=str(result.get('cause', 'failed')), log=job.log)
+    error = first_exception(job.log)
+    if error is not None:
+        return dict(status='failed', log=job.log,
+                    cause=f'crashed: exit code {returncode}: {error}')
     return dict(status='failed', log=job.log,
                 cause=f'crashed: exit code {returncode}, no result.json; log tail: '
                 f'{tail(job.log)}')
@@ -101,41 +133,110 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def kill_group(pid: int, grace: float = 5.0):
-    """SIGTERM the process group of ``pid``, then SIGKILL what is left after ``grace`` s."""
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        return
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 0)):
+def _processes():
+    """``{pid: (ppid, start time, state)}`` of every process, from /proc."""
+    out = {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
         try:
-            os.killpg(pgid, sig)
+            stat = Path(f'/proc/{entry}/stat').read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(')') + 2:].split()  # the name may hold spaces and ')'
+        out[int(entry)] = (int(fields[1]), int(fields[19]), fields[0])
+    return out
+
+
+def _cmdline(pid) -> str:
+    try:
+        return Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\0', b' ').decode(
+            errors='replace')
+    except OSError:
+        return ''
+
+
+def job_processes(pid: Optional[int], match: Optional[str] = None) -> dict:
+    """``{pid: start time}`` of ``pid``, all its descendants, and (with ``match``) every process
+    whose command line names ``match``, e.g. torchrun workers whose parent already died."""
+    procs = _processes()
+    found = {}
+    if pid and pid in procs:
+        found[pid] = procs[pid][1]
+        children = {}
+        for p, (ppid, _, _) in procs.items():
+            children.setdefault(ppid, []).append(p)
+        todo = [pid]
+        while todo:
+            for child in children.get(todo.pop(), []):
+                if child not in found:
+                    found[child] = procs[child][1]
+                    todo.append(child)
+    if match:
+        me = os.getpid()
+        for p in procs:
+            if p != me and p not in found and str(match) in _cmdline(p):
+                found[p] = procs[p][1]
+    return found
+
+
+def _alive(targets: dict) -> dict:
+    procs = _processes()
+    # a reused pid (other start time) is another process; a zombie has ended
+    return {p: t for p, t in targets.items()
+            if p in procs and procs[p][1] == t and procs[p][2] != 'Z'}
+
+
+def kill_group(pid: Optional[int], grace: float = 5.0, match: Optional[str] = None):
+    """End a job: SIGTERM its process group and every descendant, then SIGKILL what is left.
+
+    torchrun starts each worker in a session (and process group) of its own, so signalling the
+    job's group alone would miss them: every descendant of ``pid`` is found first (and, with
+    ``match``, every process whose command line names it), then signalled by pid.
+    """
+    targets = job_processes(pid, match)
+    if not targets:
+        return
+    groups = set()
+    if pid in targets:
+        try:
+            groups.add(os.getpgid(pid))
         except ProcessLookupError:
-            return
-        end = time.time() + wait
-        while time.time() < end:
+            pass
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 0)):
+        # children started since the last look (a dataloader worker, a respawn) are included
+        for p in list(_alive(targets)):
+            for q, t in job_processes(p).items():
+                targets.setdefault(q, t)
+        for g in groups:
             try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                return
+                os.killpg(g, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for p in _alive(targets):
+            try:
+                os.kill(p, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        end = time.time() + wait
+        while time.time() < end and _alive(targets):
             time.sleep(0.1)
+        if not _alive(targets):
+            return
 
 
 def kill_stale(pid: Optional[int], config: str):
     """End a job left running by an earlier (killed) search process, if it is still there.
 
-    The process is matched by its command line, which must name ``config``, so that a reused
-    pid of an unrelated process is never touched.
+    The processes are matched by their command line, which must name ``config`` (the job's
+    own config path in this work dir), so that a reused pid of an unrelated process is never
+    touched; the descendants of a matching job process go with it.
     """
-    if not pid:
+    root = pid if pid and str(config) in _cmdline(pid) else None
+    targets = job_processes(root, match=config)
+    if not targets:
         return False
-    try:
-        cmdline = Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\0', b' ').decode()
-    except OSError:
-        return False
-    if str(config) not in cmdline:
-        return False
-    kill_group(pid, grace=2.0)
+    kill_group(root, grace=2.0, match=config)
     return True
 
 
@@ -183,7 +284,7 @@ class _SubprocessLauncher(Launcher):
             timed_out = (rc is None and job.timeout is not None
                          and time.time() - job.started > job.timeout)
             if timed_out:
-                kill_group(job.handle.pid)
+                kill_group(job.handle.pid, match=job.config)
                 rc = job.handle.wait()
             if rc is None:
                 continue
@@ -197,7 +298,7 @@ class _SubprocessLauncher(Launcher):
 
     def shutdown(self):
         for job in self.running:
-            kill_group(job.handle.pid, grace=2.0)
+            kill_group(job.handle.pid, grace=2.0, match=job.config)
             job.handle.wait()
             self.release(job)
         self.running = []

@@ -146,3 +146,45 @@ def test_result_hook_nan_timeout_and_success(tmp_path):
     no_val.before_run(runner)
     no_val.after_train(runner)
     assert 'without a validation' in read_result(tmp_path)['cause']
+
+
+def gone(pid):
+    """True when ``pid`` has ended (a zombie waiting for its parent counts as ended)."""
+    try:
+        return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] == 'Z'
+    except OSError:
+        return True
+
+
+def test_crash_cause_is_the_workers_first_exception(tmp_path, fake_script, monkeypatch):
+    # torchrun prints its ChildFailedError banner after the worker's traceback; the cause must
+    # be the worker's error, with the log's path beside it.
+    monkeypatch.setenv('FAKE_BEHAVIOUR', json.dumps({'0': 'no_data'}))
+    launcher = LocalLauncher(gpus=[], script=fake_script)
+    job = write_candidate(tmp_path, 0)
+    out = drain(launcher, [job])
+    missing = Path(job.work_dir) / 'missing' / 'img_dir' / 'train'
+    assert out[0] == dict(status='failed', log=job.log, cause=(
+        f"crashed: exit code 1: FileNotFoundError: [Errno 2] No such file or directory: "
+        f"'{missing}'"))
+
+
+def test_shutdown_ends_workers_in_their_own_sessions(tmp_path, fake_script, monkeypatch):
+    monkeypatch.setenv('FAKE_BEHAVIOUR', json.dumps({'0': 'spawn_hang', '1': 'spawn_hang'}))
+    launcher = LocalLauncher(gpus=[], max_concurrent=2, script=fake_script)
+    jobs = [write_candidate(tmp_path, i) for i in range(2)]
+    for job in jobs:
+        launcher.submit(job)
+    pid_files = [Path(j.work_dir) / 'worker.pid' for j in jobs]
+    end = time.time() + 30
+    while not all(p.exists() and p.read_text() for p in pid_files) and time.time() < end:
+        time.sleep(0.05)
+    workers = [int(p.read_text()) for p in pid_files]
+    assert os.getsid(workers[0]) == workers[0]  # out of reach of the job's process group
+    parents = [j.handle.pid for j in jobs]
+    launcher.shutdown()
+    end = time.time() + 10
+    while not all(gone(p) for p in workers) and time.time() < end:
+        time.sleep(0.05)
+    assert [gone(p) for p in workers + parents] == [True] * 4
+    assert launcher.running == []
