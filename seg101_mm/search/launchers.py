@@ -34,6 +34,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: Launcher name -> class, for :func:`build_launcher`.
 LAUNCHERS = {}
+#: Short names of the launchers.
+LAUNCHER_ALIASES = dict(local='LocalLauncher', slurm='SlurmLauncher',
+                        inprocess='InProcessLauncher')
 
 
 def register_launcher(cls):
@@ -46,11 +49,10 @@ def build_launcher(cfg: dict) -> 'Launcher':
         raise ValueError(f'a launcher config must be a dict with a "type" key, got {cfg!r}')
     cfg = dict(cfg)
     name = cfg.pop('type')
-    aliases = dict(local='LocalLauncher', slurm='SlurmLauncher', inprocess='InProcessLauncher')
-    name = aliases.get(name, name)
+    name = LAUNCHER_ALIASES.get(name, name)
     if name not in LAUNCHERS:
         raise ValueError(f'unknown launcher {name!r}; expected one of {sorted(LAUNCHERS)} or '
-                         f'{sorted(aliases)}')
+                         f'{sorted(LAUNCHER_ALIASES)}')
     return LAUNCHERS[name](**cfg)
 
 

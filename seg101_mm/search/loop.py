@@ -11,6 +11,12 @@ Runner needs a model and an optimiser to enter ``train()``, so search configs us
 :class:`SearchController`, a placeholder model; candidates are trained in their own jobs.
 """
 import copy
+import inspect
+import json
+import numbers
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -22,10 +28,13 @@ from mmengine.runner import BaseLoop
 from mmseg.registry import LOOPS, MODELS
 
 from seg101_mm.space import Genotype
-from .config_writer import candidate_config, write_config
-from .launchers import Job, build_launcher, kill_stale, outcome
+from . import lock
+from .config_writer import candidate_config, set_genotype, write_config
+from .errors import SearchConfigError, SearchError, SearchExists, SearchStopped
+from .launchers import LAUNCHER_ALIASES, LAUNCHERS, Job, build_launcher, kill_stale, outcome
 from .ledger import Ledger
-from .strategy import build_strategy
+from .result_hook import RESULT_FILE
+from .strategy import STRATEGIES, build_strategy
 
 
 @MODELS.register_module()
@@ -126,6 +135,196 @@ def _load_template(path, overrides=None, iters=None):
     return cfg
 
 
+CANDIDATE_KEYS = ('template', 'overrides', 'iters', 'data_root', 'synthetic', 'seed')
+EXPORT_KEYS = ('template', 'overrides', 'data_root')
+LEDGER_FILE = 'ledger.jsonl'
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_positive(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0
+
+
+def _bad(key, value, expected):
+    return SearchConfigError(f'train_cfg.{key}={value!r} is not allowed; expected {expected}')
+
+
+def _check_file(key, path):
+    if not isinstance(path, str) or not Path(path).is_file():
+        raise SearchConfigError(f'train_cfg.{key}={path!r} does not exist; expected the path '
+                                f'of a config file')
+    return path
+
+
+def check_search_config(train_cfg: dict):
+    """Raise :class:`SearchConfigError` for the first bad value of a search's ``train_cfg``.
+
+    Nothing is written: the templates are read and the strategy and launcher are built and
+    dropped, so that a refused search leaves its work dir as it was.
+    """
+    from seg101_mm.space import sample
+    cfg = {k: v for k, v in dict(train_cfg).items() if k != 'type'}
+    params = inspect.signature(NPENASSearchLoop.__init__).parameters
+    allowed = [n for n in params if n not in ('self', 'runner', 'dataloader')]
+    for k in cfg:
+        if k not in allowed:
+            raise SearchConfigError(f'train_cfg.{k} is not a search option; expected some of '
+                                    f'{allowed}')
+
+    def get(k):
+        return cfg.get(k, params[k].default)
+
+    budget = get('budget')
+    if not _is_int(budget) or budget < 1:
+        raise _bad('budget', budget, 'a positive int (candidates to train)')
+    if not _is_int(get('seed')):
+        raise _bad('seed', get('seed'), 'an int')
+    if not _is_int(get('max_failures')) or get('max_failures') < 1:
+        raise _bad('max_failures', get('max_failures'), 'a positive int')
+    if get('candidate_timeout') is not None and not _is_positive(get('candidate_timeout')):
+        raise _bad('candidate_timeout', get('candidate_timeout'), 'None or a positive number '
+                   'of seconds')
+    if not _is_positive(get('poll_interval')):
+        raise _bad('poll_interval', get('poll_interval'), 'a positive number of seconds')
+    for k in ('resume', 'fsync'):
+        if not isinstance(get(k), bool):
+            raise _bad(k, get(k), 'True or False')
+
+    cand = get('candidate')
+    if not isinstance(cand, dict) or 'template' not in cand:
+        raise _bad('candidate', cand, 'a dict with a "template" config path')
+    unknown = sorted(set(cand) - set(CANDIDATE_KEYS))
+    if unknown:
+        raise SearchConfigError(f'train_cfg.candidate has unknown options {unknown}; expected '
+                                f'some of {list(CANDIDATE_KEYS)}')
+    template = _check_file('candidate.template', cand['template'])
+    iters = cand.get('iters')
+    if iters is not None and (not _is_int(iters) or iters < 1):
+        raise _bad('candidate.iters', iters, 'None or a positive int (training iterations)')
+    if cand.get('seed') is not None and not _is_int(cand['seed']):
+        raise _bad('candidate.seed', cand['seed'], 'None or an int')
+    try:
+        set_genotype(_load_template(template, cand.get('overrides'), iters), sample(0))
+    except Exception as e:  # noqa: BLE001  any reason the template is unusable is reported
+        raise SearchConfigError(f'train_cfg.candidate.template={template!r} cannot be used: '
+                                f'{type(e).__name__}: {e}') from None
+    root, synthetic = cand.get('data_root'), cand.get('synthetic')
+    if root is not None:
+        if not isinstance(root, str) or not root:
+            raise _bad('candidate.data_root', root, 'None or a dataset folder path')
+        if not Path(root).is_dir():
+            raise SearchConfigError(
+                f'train_cfg.candidate.data_root={root!r} does not exist (resolved: '
+                f'{Path(root).resolve()}); expected a dataset folder, or no data_root to '
+                f'train on generated scenes')
+    elif synthetic is None:
+        raise SearchConfigError('train_cfg.candidate has neither a data_root nor a synthetic '
+                                'dataset; expected data_root=<dataset folder> or '
+                                'synthetic=dict(...)')
+    elif not isinstance(synthetic, dict):
+        raise _bad('candidate.synthetic', synthetic, 'a dict of make_synthetic_dataset '
+                   'arguments')
+
+    export = get('export')
+    if export is not None:
+        if not isinstance(export, dict) or 'template' not in export:
+            raise _bad('export', export, 'None or a dict with a "template" config path')
+        unknown = sorted(set(export) - set(EXPORT_KEYS))
+        if unknown:
+            raise SearchConfigError(f'train_cfg.export has unknown options {unknown}; '
+                                    f'expected some of {list(EXPORT_KEYS)}')
+        _check_file('export.template', export['template'])
+
+    measure = get('measure')
+    if measure is not None:
+        names = [n for n in inspect.signature(ModelMeasure.__init__).parameters
+                 if n not in ('self', 'model_cfg')]
+        if not isinstance(measure, dict) or set(measure) - set(names):
+            raise _bad('measure', measure, f'None or a dict of some of {names}')
+
+    strategy = get('strategy')
+    if not isinstance(strategy, dict) or strategy.get('type') not in STRATEGIES:
+        key, value = ('strategy.type', strategy.get('type')) if isinstance(strategy, dict) \
+            else ('strategy', strategy)
+        raise _bad(key, value, f'one of {sorted(STRATEGIES)}')
+    try:
+        build_strategy(strategy, budget=budget, seed=get('seed'),
+                       measure=(lambda g: {}) if measure is not None else None)
+    except (TypeError, ValueError) as e:
+        raise SearchConfigError(f'train_cfg.strategy={strategy!r} is not allowed: {e}') from None
+
+    launcher = get('launcher')
+    if not isinstance(launcher, dict) or 'type' not in launcher:
+        raise _bad('launcher', launcher, f'a dict with a "type" of {sorted(LAUNCHERS)}')
+    name = LAUNCHER_ALIASES.get(launcher['type'], launcher['type'])
+    if name not in LAUNCHERS:
+        raise _bad('launcher.type', launcher['type'],
+                   f'one of {sorted(LAUNCHERS)} or {sorted(LAUNCHER_ALIASES)}')
+    options = [n for n in inspect.signature(LAUNCHERS[name].__init__).parameters
+               if n != 'self']
+    for k in launcher:
+        if k != 'type' and k not in options:
+            raise SearchConfigError(f'train_cfg.launcher.{k} is not an option of {name}; '
+                                    f'expected some of {options}')
+    try:
+        build_launcher(launcher)
+    except (TypeError, ValueError, FileNotFoundError) as e:
+        raise SearchConfigError(f'train_cfg.launcher={launcher!r} is not allowed: {e}') from None
+
+
+def dataset_of(candidate: dict) -> dict:
+    """What a search's candidates train on, as its ledger records it: the resolved
+    ``data_root``, or the ``synthetic`` arguments of the scenes generated in the work dir."""
+    root = candidate.get('data_root')
+    if root is not None:
+        return dict(data_root=str(Path(root).resolve()), synthetic=None)
+    return json.loads(json.dumps(dict(data_root=None, synthetic=candidate.get('synthetic'))))
+
+
+def _check_dataset(recorded: dict, now: dict):
+    if recorded == now:
+        return
+
+    def text(d):
+        return (f'data_root={d["data_root"]!r}' if d.get('data_root') else
+                f'generated scenes synthetic={d.get("synthetic")!r}')
+
+    raise SearchConfigError(
+        f'train_cfg.candidate: this search trained its candidates on {text(recorded)}, not '
+        f'on {text(now)}; resuming would mix two datasets in one search. Resume with the '
+        f'same dataset, or start a new search in another --work-dir')
+
+
+def preflight(train_cfg: dict, work_dir, resume: bool):
+    """The checks of ``tools/search.py`` before mmengine's Runner writes in ``work_dir``.
+
+    Validates the search config, refuses a work dir that holds a search (unless ``resume``),
+    that another search process holds, or whose search trained on another dataset, and takes
+    the work dir's lock (:mod:`.lock`; the caller releases it). A refused search without
+    ``resume`` leaves ``work_dir`` untouched.
+    """
+    check_search_config(train_cfg)
+    holder = lock.lock_holder(work_dir)
+    if holder is not None:
+        raise lock.busy(work_dir, holder)
+    ledger_path = Path(work_dir) / LEDGER_FILE
+    if ledger_path.exists() and ledger_path.stat().st_size and not resume:
+        raise SearchExists(f'{ledger_path} already holds a search; continue it with --resume '
+                           f'or choose another --work-dir')
+    lock.acquire(work_dir)
+    try:
+        if resume and ledger_path.exists():
+            recorded = Ledger(ledger_path, readonly=True).setup.get('dataset')
+            if recorded is not None:
+                _check_dataset(recorded, dataset_of(train_cfg['candidate']))
+    except BaseException:
+        lock.release(work_dir)
+        raise
+
+
 @LOOPS.register_module()
 class NPENASSearchLoop(BaseLoop):
     """Architecture search loop (docs/method.md section 6) over real training jobs.
@@ -139,9 +338,9 @@ class NPENASSearchLoop(BaseLoop):
         candidate (dict): ``template`` (a SEG101 training config file), ``overrides``
             (``--cfg-options``-style dotted keys applied to it), ``iters`` (training
             iterations; the schedulers spanning the run are cut to match),
-            ``data_root`` (dataset folder; optional if ``synthetic`` is given), ``synthetic``
-            (kwargs of :func:`seg101_mm.datasets.synthetic.make_synthetic_dataset`, used to
-            generate ``<work_dir>/data`` when ``data_root`` is not given or does not exist),
+            ``data_root`` (dataset folder, which must exist), ``synthetic`` (kwargs of
+            :func:`seg101_mm.datasets.synthetic.make_synthetic_dataset`, used to generate
+            ``<work_dir>/data`` only when no ``data_root`` is given),
             ``seed`` (training seed of every candidate, default the search seed).
         export (dict): ``template`` and ``overrides`` of the full-training config written for
             the best architecture (the 100-epoch recipe), and optionally its ``data_root``
@@ -166,14 +365,11 @@ class NPENASSearchLoop(BaseLoop):
                  measure: Optional[dict] = None, poll_interval: float = 1.0,
                  resume: bool = False, fsync: bool = True):
         self._runner = runner
-        if not candidate or 'template' not in candidate:
-            raise ValueError(f'candidate must be a dict with a "template" config path, got '
-                             f'{candidate!r}')
-        unknown = set(candidate) - {'template', 'overrides', 'iters', 'data_root', 'synthetic',
-                                    'seed'}
-        if unknown:
-            raise ValueError(f'unknown candidate options {sorted(unknown)}; expected template, '
-                             f'overrides, iters, data_root, synthetic, seed')
+        check_search_config(dict(
+            strategy=strategy, launcher=launcher, candidate=candidate, export=export,
+            budget=budget, seed=seed, max_failures=max_failures,
+            candidate_timeout=candidate_timeout, measure=measure, poll_interval=poll_interval,
+            resume=resume, fsync=fsync))
         self.strategy_cfg = dict(strategy)
         self.launcher_cfg = dict(launcher)
         self.candidate = dict(candidate)
@@ -187,6 +383,8 @@ class NPENASSearchLoop(BaseLoop):
         self.resume = resume
         self.fsync = fsync
         self._iter = 0
+        self._stop_signal = None
+        self._reported = None
 
     # mmengine's Runner.train() reads these before calling run().
     @property
@@ -209,17 +407,27 @@ class NPENASSearchLoop(BaseLoop):
     def log(self, msg):
         self.runner.logger.info(f'[search] {msg}')
 
+    def candidate_paths(self, cid: int) -> dict:
+        """``config``, ``work_dir`` and ``log`` of candidate ``cid``, from the work dir alone.
+
+        The config lives outside the candidate's work dir: mmengine's Runner rewrites
+        ``<its work_dir>/<config name>`` when the job starts (empty for a moment), and that copy
+        must never be the search's.
+        """
+        cdir = self.work_dir / 'candidates' / f'{cid:04d}'
+        return dict(config=str(self.work_dir / 'configs' / f'candidate_{cid:04d}.py'),
+                    work_dir=str(cdir), log=str(cdir / 'train.log'))
+
     def _data_root(self):
         root = self.candidate.get('data_root')
-        self.synthetic_data = False
-        if root and Path(root).exists():
+        self.synthetic_data = root is None
+        if root is not None:
+            if not Path(root).is_dir():  # it was there when the config was checked
+                raise SearchConfigError(f'train_cfg.candidate.data_root={root!r} does not exist; '
+                                        f'expected a dataset folder')
             return str(Path(root).resolve())
-        synthetic = self.candidate.get('synthetic')
-        if synthetic is None:
-            raise FileNotFoundError(f'candidate data_root {root!r} does not exist and no '
-                                    f'synthetic dataset is configured')
         from seg101_mm.datasets.synthetic import make_synthetic_dataset
-        self.synthetic_data = True
+        synthetic = self.candidate['synthetic']
         target = self.work_dir / 'data'
         if not (target / 'img_dir' / 'val').is_dir():
             self.log(f'generating the synthetic dataset {synthetic} in {target}')
@@ -227,11 +435,27 @@ class NPENASSearchLoop(BaseLoop):
         return str(target.resolve())
 
     def _setup(self):
+        lock.acquire(self.work_dir)
+        self._locked = True
+        ledger_path = self.work_dir / LEDGER_FILE
+        if ledger_path.exists() and ledger_path.stat().st_size and not self.resume:
+            raise SearchExists(f'{ledger_path} already holds a search; continue it with '
+                               f'--resume or choose another --work-dir')
         self.template = _load_template(self.candidate['template'],
                                        self.candidate.get('overrides'),
                                        self.candidate.get('iters'))
-        self.data_root = self._data_root()
         self.candidate_seed = int(self.candidate.get('seed', self.seed))
+        self.ledger = Ledger(ledger_path, fsync=self.fsync)
+        if self.ledger.dropped_tail:
+            self.log(f'dropped a torn last ledger line ({len(self.ledger.dropped_tail)} bytes, '
+                     f'kept in {self.ledger.dropped_path})')
+        dataset = dataset_of(self.candidate)
+        recorded = self.ledger.setup.get('dataset')
+        if recorded is None:
+            self.ledger.save_setup(dataset=dataset)
+        else:
+            _check_dataset(recorded, dataset)
+        self.data_root = self._data_root()
         measure = None
         if self.measure_cfg is not None:
             measure = ModelMeasure(self.template['model'], **self.measure_cfg)
@@ -239,13 +463,6 @@ class NPENASSearchLoop(BaseLoop):
         self.strategy = build_strategy(self.strategy_cfg, budget=self.budget, seed=self.seed,
                                        measure=measure)
         self.launcher = build_launcher(self.launcher_cfg)
-        ledger_path = self.work_dir / 'ledger.jsonl'
-        if ledger_path.exists() and ledger_path.stat().st_size and not self.resume:
-            raise FileExistsError(f'{ledger_path} already holds a search; continue it with '
-                                  f'--resume or choose another --work-dir')
-        self.ledger = Ledger(ledger_path, fsync=self.fsync)
-        if self.ledger.dropped_tail:
-            self.log(f'dropped a torn last ledger line ({len(self.ledger.dropped_tail)} bytes)')
         if self.resume and len(self.ledger):
             self._restore()
 
@@ -254,24 +471,49 @@ class NPENASSearchLoop(BaseLoop):
         if state is not None:
             self.strategy.load_state_dict(state)
         for rec in self.ledger.records():
+            cid = rec['id']
+            # Paths come from the work dir and the id, never from the ledger's text.
+            paths = self.candidate_paths(cid)
             if rec['status'] in ('done', 'failed') and rec['key'] not in self.strategy.results:
                 self.strategy.tell(rec['genotype'], rec.get('score'))
             elif rec['status'] == 'running':
-                if kill_stale(rec.get('pid'), rec['config']):
-                    self.log(f'ended the orphaned job of candidate {rec["id"]}')
-                job = Job(cid=rec['id'], config=rec['config'], work_dir=rec['work_dir'],
-                          log=rec['log'])
+                if kill_stale(rec.get('pid'), paths['config']):
+                    self.log(f'ended the orphaned job of candidate {cid}')
+                job = Job(cid=cid, **paths)
                 result = outcome(job)
                 if result['status'] == 'done':
                     # It finished after the kill, before its result was recorded: keep it.
                     self._finish(job, result)
-                else:
-                    self.ledger.update(rec['id'], status='queued')
+                    continue
+                self.ledger.update(cid, status='queued')
+                rec['status'] = 'queued'
+            if rec['status'] == 'queued':
+                # Written again from the ledger's genotype: the file may have been cut by a
+                # kill, and it must train on this search's template and dataset.
+                self._write_candidate(cid, rec['genotype'], rec.get('round'))
+                moved = {k: v for k, v in paths.items() if rec.get(k) != v}
+                if moved:
+                    self.ledger.update(cid, **moved)
         self.ledger.save_strategy(self.strategy.state_dict())
         counts = {s: len(self.ledger.records(s)) for s in ('done', 'failed', 'queued')}
         self.log(f'resumed: {counts}, strategy round {self.strategy.round}')
 
     # ------------------------------------------------------------------ steps
+    def _write_candidate(self, cid, genotype, rnd) -> dict:
+        try:
+            genotype = Genotype.parse(genotype)
+        except (TypeError, ValueError) as e:
+            raise SearchError(f'{self.ledger.path}: candidate {cid} has an invalid genotype '
+                              f'{genotype!r}: {e}') from None
+        paths = self.candidate_paths(cid)
+        cfg = candidate_config(
+            self.template, genotype, data_root=self.data_root, work_dir=paths['work_dir'],
+            seed=self.candidate_seed,
+            extra_hooks=[dict(type='SearchResultHook', timeout=self.candidate_timeout)])
+        write_config(paths['config'], cfg, header=f'SEG101 search candidate {cid} (round '
+                     f'{rnd})\ngenotype: {genotype.key}')
+        return paths
+
     def _propose(self, n):
         new = self.strategy.ask(n)
         if not new:
@@ -280,17 +522,9 @@ class NPENASSearchLoop(BaseLoop):
         rnd = self.strategy.round - 1
         for g in new:
             cid = self.ledger.next_id() + len(records)
-            cdir = self.work_dir / 'candidates' / f'{cid:04d}'
-            cfg_path = cdir / f'candidate_{cid:04d}.py'
-            cfg = candidate_config(
-                self.template, g, data_root=self.data_root, work_dir=str(cdir),
-                seed=self.candidate_seed,
-                extra_hooks=[dict(type='SearchResultHook', timeout=self.candidate_timeout)])
-            write_config(cfg_path, cfg, header=f'SEG101 search candidate {cid} (round {rnd})'
-                         f'\ngenotype: {g.key}')
-            rec = dict(id=cid, genotype=str(g), key=g.key, round=rnd, config=str(cfg_path),
-                       work_dir=str(cdir), log=str(cdir / 'train.log'),
-                       seed=self.candidate_seed)
+            paths = self._write_candidate(cid, g, rnd)
+            rec = dict(id=cid, genotype=str(g), key=g.key, round=rnd, seed=self.candidate_seed,
+                       **paths)
             if self.measure is not None:
                 rec['measures'] = self.strategy.get_measure(g)
             records.append(rec)
@@ -299,8 +533,8 @@ class NPENASSearchLoop(BaseLoop):
         return len(records)
 
     def _launch(self, rec):
-        job = Job(cid=rec['id'], config=rec['config'], work_dir=rec['work_dir'],
-                  log=rec['log'], timeout=self.candidate_timeout)
+        job = Job(cid=rec['id'], timeout=self.candidate_timeout,
+                  **self.candidate_paths(rec['id']))
         self.ledger.update(rec['id'], status='running', started_at=time.time(),
                            attempts=rec.get('attempts', 0) + 1)
         info = self.launcher.submit(job)
@@ -308,9 +542,20 @@ class NPENASSearchLoop(BaseLoop):
             self.ledger.update(rec['id'], pid=info['pid'])
         self.log(f'candidate {rec["id"]} started ({rec["key"]})')
 
+    def _ended_at(self, job, rec, now):
+        """When the job wrote its result (it may have ended while the search was down)."""
+        try:
+            written = os.stat(Path(job.work_dir) / RESULT_FILE).st_mtime
+        except OSError:
+            return now
+        started = rec.get('started_at')
+        # a result older than this attempt's start is a stale one of an earlier attempt
+        return min(written, now) if started is None or written >= started else now
+
     def _finish(self, job, result):
         rec = self.ledger.candidates[job.cid]
         now = time.time()
+        ended = self._ended_at(job, rec, now)
         if result['status'] == 'done':
             metrics = result.get('metrics', {})
             score = metrics.get('mIoU')
@@ -319,17 +564,20 @@ class NPENASSearchLoop(BaseLoop):
                               cause=f'no mIoU among the val metrics {sorted(metrics)}')
             else:
                 self.ledger.update(job.cid, status='done', metrics=metrics, score=float(score),
-                                   ended_at=now, cause=None)
+                                   ended_at=ended, cause=None)
                 self.strategy.tell(rec['genotype'], float(score))
                 self.log(f'candidate {job.cid} done: mIoU {score:.2f} '
-                         f'({now - rec["started_at"]:.1f} s)')
+                         f'({ended - rec["started_at"]:.1f} s)')
         if result['status'] == 'failed':
-            self.ledger.update(job.cid, status='failed', ended_at=now, cause=result['cause'],
+            self.ledger.update(job.cid, status='failed', ended_at=ended, cause=result['cause'],
                                log=result.get('log', job.log), score=None)
             self.strategy.tell(rec['genotype'], None)
             self.log(f'candidate {job.cid} FAILED: {result["cause"]} (log: {job.log})')
         self.ledger.save_strategy(self.strategy.state_dict())
-        self._iter = len(self.ledger.records('done')) + len(self.ledger.records('failed'))
+        self._iter = self._trained()
+
+    def _trained(self):
+        return len(self.ledger.records('done')) + len(self.ledger.records('failed'))
 
     def _report(self):
         from .reports import write_reports
@@ -339,51 +587,105 @@ class NPENASSearchLoop(BaseLoop):
         if data_root is None and not self.synthetic_data:
             data_root = self.data_root
         write_reports(self.ledger.records(), self.work_dir, self.export, data_root=data_root)
+        self._reported = self._trained()
+
+    def _stop_jobs(self):
+        """End the running jobs; those without a result are queued again for a resume."""
+        running = list(self.launcher.running)
+        self.launcher.shutdown()
+        for job in running:
+            result = outcome(job)
+            if result['status'] == 'done':
+                self._finish(job, result)
+            elif self.ledger.candidates[job.cid]['status'] == 'running':
+                self.ledger.update(job.cid, status='queued', pid=None)
+        if running:
+            self.log(f'ended the jobs of candidates {[j.cid for j in running]}')
+
+    # ------------------------------------------------------------------ signals
+    def _on_signal(self, signum, frame):
+        if self._stop_signal is not None:
+            raise KeyboardInterrupt  # a second signal: stop waiting (jobs are still ended)
+        self._stop_signal = signum
+
+    def _install_signal_handlers(self) -> dict:
+        """SIGTERM and SIGINT stop the search at its next step, through its clean-up."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {sig: signal.signal(sig, self._on_signal)
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def _check_signal(self):
+        if self._stop_signal is not None:
+            name = signal.Signals(self._stop_signal).name
+            raise SearchStopped(f'search stopped by {name}: its running candidates are ended '
+                                f'and queued again; continue it with --resume',
+                                exit_code=128 + self._stop_signal)
 
     # ------------------------------------------------------------------ run
     def run(self):
-        self._setup()
-        self.runner.call_hook('before_train')
-        self.log(f'{type(self.strategy).__name__}, budget {self.budget}, launcher '
-                 f'{type(self.launcher).__name__}, work_dir {self.work_dir}')
-        last_round_reported = None
+        previous = self._install_signal_handlers()
+        self._locked = False
+        try:
+            self._setup()
+            self._check_signal()
+            self.runner.call_hook('before_train')
+            self.log(f'{type(self.strategy).__name__}, budget {self.budget}, launcher '
+                     f'{type(self.launcher).__name__}, work_dir {self.work_dir}')
+            self._search()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if self._locked:
+                lock.release(self.work_dir)
+        self.runner.call_hook('after_train')
+        best = self.strategy.best()
+        self.log(f'search finished: {len(self.ledger)} candidates; best '
+                 f'{"none" if best is None else f"{best[1]:.2f} mIoU: {best[0].key}"}')
+        return self.runner.model
+
+    def _search(self):
+        reported_round = None
         try:
             while True:
+                self._check_signal()
                 for job, result in self.launcher.poll():
                     self._finish(job, result)
-                failed = len(self.ledger.records('failed'))
-                if failed >= self.max_failures:
-                    raise RuntimeError(
-                        f'search stopped: {failed} candidates failed (max_failures='
-                        f'{self.max_failures}); causes: '
-                        f'{[r["cause"] for r in self.ledger.records("failed")][-3:]}; see '
-                        f'{self.work_dir / "ledger.jsonl"}')
+                failed = self.ledger.records('failed')
+                if len(failed) >= self.max_failures:
+                    causes = '; '.join(f'candidate {r["id"]}: {r["cause"]} (log: {r["log"]})'
+                                       for r in failed[-3:])
+                    raise SearchStopped(
+                        f'search stopped: {len(failed)} candidates failed (max_failures='
+                        f'{self.max_failures}); last causes: {causes}; see '
+                        f'{self.work_dir / LEDGER_FILE}')
                 queued = self.ledger.records('queued')
                 while self.launcher.slots() > 0 and queued:
                     self._launch(queued.pop(0))
                     for job, result in self.launcher.poll():  # in-process jobs end at once
                         self._finish(job, result)
-                if self.launcher.slots() > 0 and not queued:
-                    if self._propose(self.launcher.slots()):
-                        continue
                 idle = not self.launcher.running and not self.ledger.records('queued')
-                if idle and not self.strategy.pending and self.strategy.round != \
-                        last_round_reported:
+                # A round is over when all its proposals are told; report before the next.
+                if idle and not self.strategy.queue and not self.strategy.pending and \
+                        self.strategy.round != reported_round:
                     self._report()
-                    last_round_reported = self.strategy.round
+                    reported_round = self.strategy.round
                     best = self.strategy.best()
                     if best is not None:
                         self.log(f'after round {self.strategy.round - 1}: '
                                  f'{len(self.ledger)} trained, best mIoU {best[1]:.2f}')
                 if self.strategy.finished and idle:
                     break
+                if self.launcher.slots() > 0 and not self.ledger.records('queued'):
+                    if self._propose(self.launcher.slots()):
+                        continue
                 if self.launcher.running:
                     time.sleep(self.poll_interval)
         finally:
-            self.launcher.shutdown()
+            try:
+                self._stop_jobs()
+                if self._trained() != self._reported:
+                    self._report()
+            except Exception as e:  # noqa: BLE001  the first error is the one to raise
+                self.log(f'clean-up after the stop failed: {type(e).__name__}: {e}')
             self.ledger.close()
-        self.runner.call_hook('after_train')
-        best = self.strategy.best()
-        self.log(f'search finished: {len(self.ledger)} candidates; best '
-                 f'{"none" if best is None else f"{best[1]:.2f} mIoU: {best[0].key}"}')
-        return self.runner.model

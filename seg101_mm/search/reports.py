@@ -1,6 +1,7 @@
 """What a search leaves in its work_dir besides the ledger (docs/method.md s. 6, paper Fig. 2).
 
-- ``leaderboard.csv``: every candidate, best val mIoU first (failed ones last, with the cause);
+- ``leaderboard.csv``: every candidate, best val mIoU first (failed ones last, with the cause
+  and the log that holds it);
 - ``best.json`` and ``best_<key-hash>_full-train.py``: the best architecture, and a standalone
   mmseg config that trains it with the full recipe (the search config's ``export`` template,
   the paper's 100 epochs by default);
@@ -13,11 +14,12 @@ Plots use matplotlib's Agg backend and are skipped with a message if matplotlib 
 import csv
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import List, Optional
 
 COLUMNS = ('rank', 'id', 'round', 'status', 'mIoU', 'key', 'params', 'flops', 'train_s',
-           'cause', 'config')
+           'cause', 'log', 'config')
 
 
 def leaderboard(records: List[dict]) -> List[dict]:
@@ -35,17 +37,27 @@ def leaderboard(records: List[dict]) -> List[dict]:
                          mIoU='' if r.get('score') is None else f'{r["score"]:.4f}',
                          key=r['key'], params=m.get('params', ''), flops=m.get('flops', ''),
                          train_s='' if t is None else f'{t:.1f}', cause=r.get('cause') or '',
+                         log=r.get('log', '') if r['status'] == 'failed' else '',
                          config=r.get('config', '')))
     return rows
 
 
+def _replace(path, write, mode='w'):
+    # reports are rewritten after every round: a reader never sees a half-written one
+    tmp = path.with_name(path.name + '.tmp')
+    with open(tmp, mode, newline='') as fh:
+        write(fh)
+    os.replace(tmp, path)
+    return path
+
+
 def write_leaderboard(records, path):
-    path = Path(path)
-    with open(path, 'w', newline='') as fh:
+    def write(fh):
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(leaderboard(records))
-    return path
+
+    return _replace(Path(path), write)
 
 
 def export_best(records, work_dir, export: dict, data_root=None) -> Optional[Path]:
@@ -70,9 +82,10 @@ def export_best(records, work_dir, export: dict, data_root=None) -> Optional[Pat
         f'mIoU {best["score"]:.2f}\nFull training (docs/method.md section 7): tools/dist_train.sh '
         f'{path} <GPUS>\nThe backbone starts from random weights unless '
         f'model.backbone.init_cfg points at a pretrained checkpoint.'))
-    (Path(work_dir) / 'best.json').write_text(json.dumps(dict(
-        id=best['id'], genotype=best['genotype'], key=best['key'], mIoU=best['score'],
-        metrics=best.get('metrics'), config=str(path)), indent=1))
+    text = json.dumps(dict(id=best['id'], genotype=best['genotype'], key=best['key'],
+                           mIoU=best['score'], metrics=best.get('metrics'), config=str(path)),
+                      indent=1)
+    _replace(Path(work_dir) / 'best.json', lambda fh: fh.write(text))
     return path
 
 
