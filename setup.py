@@ -15,7 +15,9 @@ setup(
     long_description=readme(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['seg101_mm', 'seg101_mm.*']),
-    python_requires='>=3.9',
+    # Both verified stacks need 3.10: the OneDL forks declare it, and so does torch 2.14 (which
+    # requirements.txt pins for the upstream stack as well).
+    python_requires='>=3.10',
     install_requires=[
         'numpy',
         'scipy',
@@ -23,11 +25,17 @@ setup(
         'matplotlib',
     ],
     extras_require={
+        # the upstream OpenMMLab stack (requirements.txt)
         'mm': [
             'torch', 'torchvision', 'mmengine>=0.10.7', 'mmcv-lite>=2.0.0,<2.2.0',
             'mmsegmentation==1.2.2', 'mmpretrain>=1.2.0', 'setuptools<82',
         ],
-        'tests': ['pytest'],
+        # VBTI's maintained forks (requirements-onedl.txt); never in one environment with 'mm'
+        'onedl': [
+            'torch', 'torchvision', 'onedl-mmengine>=0.10.12', 'onedl-mmcv>=2.3.6',
+            'onedl-mmsegmentation>=1.4.2', 'onedl-mmpretrain>=1.3.6',
+        ],
+        'tests': ['pytest', 'tensorboard'],
     },
     license='Apache-2.0',
     zip_safe=False,

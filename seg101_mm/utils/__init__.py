@@ -1,5 +1,5 @@
-from .compat import (MissingCompiledOpError, compiled_ops_available, install_mmcv_ext_standin,
-                     setup_compat)
+from .compat import (MissingCompiledOpError, Shim, compiled_ops_available,
+                     install_mmcv_ext_standin, setup_compat, shim_status, stack_name)
 
-__all__ = ['MissingCompiledOpError', 'compiled_ops_available', 'install_mmcv_ext_standin',
-           'setup_compat']
+__all__ = ['MissingCompiledOpError', 'Shim', 'compiled_ops_available', 'install_mmcv_ext_standin',
+           'setup_compat', 'shim_status', 'stack_name']
