@@ -14,4 +14,9 @@ genotype = ('ga=conv3x3,dil3_conv3x3,conv3x3,avgpool_0.25;'
             'st=conv3x3,dil3_conv3x3,dil5_conv3x3,avgpool_0.75;'
             'h0=01+02+13/01+12;h1=02+03+23/01+02;hm=concat_head')
 train_dataloader = dict(batch_size=2)
-model = dict(neck=dict(genotype=genotype), decode_head=dict(genotype=genotype))
+# batches are padded to the crop size (mmseg's data preprocessor needs it for training)
+crop_size = (512, 512)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    neck=dict(genotype=genotype),
+    decode_head=dict(genotype=genotype))

@@ -11,8 +11,12 @@ ignore index (docs/method.md section 9). The rules, shared by both datasets:
   file; a rerun skips tiles whose image and mask both exist, unless ``overwrite`` is set;
 - an image smaller than the tile is padded at the bottom and right (image with 0, mask with the
   ignore index 255, so padding counts neither in the loss nor in the metric) when ``pad`` is
-  set, and is an error otherwise.
+  set, and is an error otherwise;
+- no-data pixels (by default pure white, ``NODATA_RGB``) can have their labels replaced by the
+  ignore index (``ignore_nodata``), so a model is neither trained nor scored on blank areas;
+  every report gives the share of no-data pixels in the source images it read.
 """
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +29,7 @@ from .tiling import pad_to, tile_grid
 
 IGNORE_INDEX = 255
 NODATA_RGB = (255, 255, 255)
+BLACK_RGB = (0, 0, 0)
 
 
 class ConversionError(ValueError):
@@ -142,11 +147,16 @@ class TileJob:
         tile_size (int): Tile side in pixels.
         grid (tuple[int, int], optional): Tiles per column and row; None = fewest covering.
         pad (bool): Pad images smaller than a tile instead of failing.
-        nodata_threshold (float, optional): Drop tiles whose share of pure-white no-data pixels
-            is at least this; None keeps every tile.
+        nodata_threshold (float, optional): Drop tiles whose share of no-data pixels is at
+            least this; None keeps every tile.
         overwrite (bool): Rewrite tiles that already exist.
         single_name (bool): Name a pair that gives one tile ``<stem>.png`` rather than
             ``<stem>_<y0>_<x0>.png``.
+        nodata_colors (tuple[tuple[int, int, int], ...]): RGB values that mark a no-data pixel
+            (all three channels equal to one of them). Used by ``nodata_threshold`` and
+            ``ignore_nodata``.
+        ignore_nodata (bool): Write the ignore index (255) into the mask wherever the image is
+            no-data; False keeps the source labels there.
     """
     stem: str
     img_path: Path
@@ -159,17 +169,25 @@ class TileJob:
     nodata_threshold: Optional[float] = None
     overwrite: bool = False
     single_name: bool = False
+    nodata_colors: Tuple[Tuple[int, int, int], ...] = (NODATA_RGB, )
+    ignore_nodata: bool = False
 
 
 @dataclass
 class TileReport:
-    """What a conversion did: tiles written, already present, and dropped as no-data."""
+    """What a conversion did: tiles written, already present, and dropped as no-data.
+
+    ``nodata_pixels`` and ``read_pixels`` count the no-data pixels and all pixels of the source
+    images that were decoded (a rerun that finds every tile of an image in place skips it).
+    """
     written: int = 0
     skipped: int = 0
     dropped: int = 0
     padded: int = 0
     sources: int = 0
     tiles: List[str] = field(default_factory=list)
+    nodata_pixels: int = 0
+    read_pixels: int = 0
 
     def add(self, other: 'TileReport') -> 'TileReport':
         self.written += other.written
@@ -178,7 +196,29 @@ class TileReport:
         self.padded += other.padded
         self.sources += other.sources
         self.tiles.extend(other.tiles)
+        self.nodata_pixels += other.nodata_pixels
+        self.read_pixels += other.read_pixels
         return self
+
+    @property
+    def nodata_fraction(self) -> Optional[float]:
+        """Share of no-data pixels in the decoded source images; None when none was read."""
+        return self.nodata_pixels / self.read_pixels if self.read_pixels else None
+
+    def nodata_text(self) -> str:
+        """The no-data share as a report line fragment."""
+        fraction = self.nodata_fraction
+        if fraction is None:
+            return 'no-data share not measured (no source image decoded)'
+        return f'no-data {100 * fraction:.1f} % of source pixels'
+
+
+def nodata_mask(img: np.ndarray, colors: Sequence[Tuple[int, int, int]]) -> np.ndarray:
+    """Boolean HxW map of the pixels whose three channels equal one of ``colors``."""
+    mask = np.zeros(img.shape[:2], dtype=bool)
+    for color in colors:
+        mask |= np.all(img == np.asarray(color, dtype=img.dtype), axis=2)
+    return mask
 
 
 def _tile_names(job: TileJob, corners: List[Tuple[int, int]]) -> List[str]:
@@ -197,7 +237,9 @@ def convert_pair(job: TileJob) -> TileReport:
     """Check one image/mask pair and write its tiles; return what was done."""
     report = TileReport(sources=1)
     # a rerun that finds every tile in place need not decode the (large) source again; with
-    # no-data dropping the image must be read to know which tiles belong
+    # no-data dropping the image must be read to know which tiles belong. Whether the tiles
+    # in place were written with the same no-data rule is checked per split by the converter
+    # (``check_settings``).
     if not job.overwrite and job.nodata_threshold is None:
         size = _source_size(job.img_path)
         if size is not None and (job.pad or min(size) >= job.tile_size):
@@ -214,6 +256,10 @@ def convert_pair(job: TileJob) -> TileReport:
                               f'{img.shape[0]} but mask {job.mask_path} is {mask.shape[1]}x'
                               f'{mask.shape[0]} (width x height)')
     height, width = mask.shape
+    nodata = nodata_mask(img, job.nodata_colors)
+    report.nodata_pixels, report.read_pixels = int(nodata.sum()), nodata.size
+    if job.ignore_nodata:
+        mask = np.where(nodata, np.uint8(IGNORE_INDEX), mask)
     t = job.tile_size
     if height < t or width < t:
         if not job.pad:
@@ -221,13 +267,13 @@ def convert_pair(job: TileJob) -> TileReport:
                                   f'tile size {t}')
         img = pad_to(img, max(height, t), max(width, t), 0)
         mask = pad_to(mask, max(height, t), max(width, t), IGNORE_INDEX)
+        nodata = pad_to(nodata, max(height, t), max(width, t), False)
         report.padded = 1
     corners = _corners(job, height, width)
     for (y, x), name in zip(corners, _tile_names(job, corners)):
         img_tile = img[y:y + t, x:x + t]
         if job.nodata_threshold is not None:
-            nodata = np.all(img_tile == NODATA_RGB, axis=2).mean()
-            if nodata >= job.nodata_threshold:
+            if nodata[y:y + t, x:x + t].mean() >= job.nodata_threshold:
                 report.dropped += 1
                 for stale in (job.img_out / name, job.ann_out / name):  # from another threshold
                     stale.unlink(missing_ok=True)
@@ -252,6 +298,43 @@ def _source_size(path: Path) -> Optional[Tuple[int, int]]:
         return height, width
     except Exception:  # unreadable here: convert_pair's full read raises the clear error
         return None
+
+
+SETTINGS_FILE = 'conversion.json'
+
+
+def check_settings(out_dir: Path, split: str, settings: dict, overwrite: bool) -> None:
+    """Refuse to mix tiles written under different conversion settings in one split.
+
+    The settings of every converted split are kept in ``<out_dir>/conversion.json``. A rerun
+    with other settings (another no-data rule, tile size or grid) would skip the tiles in place
+    and leave a split converted two ways, so it is an error unless ``overwrite`` is set.
+    """
+    path = Path(out_dir) / SETTINGS_FILE
+    recorded = {}
+    if path.is_file():
+        try:
+            recorded = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise ConversionError(f'cannot read {path}: {e}; delete it and rerun with '
+                                  '--overwrite') from None
+    previous = recorded.get(split)
+    if previous is not None and previous != settings and not overwrite:
+        changed = ', '.join(f'{k}: {previous.get(k)!r} -> {settings.get(k)!r}'
+                            for k in sorted(set(previous) | set(settings))
+                            if previous.get(k) != settings.get(k))
+        raise ConversionError(f'the {split} tiles in {out_dir} were converted with other '
+                              f'settings ({changed}); rerun with --overwrite to rewrite them')
+
+
+def record_settings(out_dir: Path, split: str, settings: dict) -> None:
+    """Record ``settings`` for ``split`` in ``<out_dir>/conversion.json`` (atomically)."""
+    path = Path(out_dir) / SETTINGS_FILE
+    recorded = json.loads(path.read_text()) if path.is_file() else {}
+    recorded[split] = settings
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    tmp.write_text(json.dumps(recorded, indent=2, sort_keys=True) + '\n')
+    os.replace(tmp, path)
 
 
 def run_jobs(jobs: Sequence[TileJob], nproc: int = 1) -> TileReport:

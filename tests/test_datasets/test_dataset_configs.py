@@ -24,9 +24,9 @@ def test_every_algorithm_has_cpu_and_full_configs_for_both_datasets():
     for stem in ('seg101_regnetx400mf', 'deeplabv3plus_r50-d8', 'pspnet_r50-d8'):
         for ds in PAPER_TILES:
             assert f'{stem}_2xb2-100e_{ds}-512x512.py' in names
-            assert f'{stem}_1xb2-cpu-300it_{ds}-256x256.py' in names
-    # plus the SEG101 20-epoch search-candidate configs and the 30-iteration DeepLabV3+ one
-    assert len(MODEL_CONFIGS) == 15
+            assert f'{stem}_1xb4-cpu-2k_{ds}-256x256.py' in names
+    # plus the SEG101 20-epoch search-candidate configs
+    assert len(MODEL_CONFIGS) == 14
 
 
 @pytest.mark.parametrize('path', MODEL_CONFIGS)
@@ -43,8 +43,12 @@ def test_config_recipe(path):
     if 'auxiliary_head' in cfg.model:
         assert cfg.model.auxiliary_head.num_classes == 2
     opt = cfg.optim_wrapper
-    assert (opt.optimizer.type, opt.optimizer.lr, opt.optimizer.momentum,
-            opt.optimizer.weight_decay) == ('SGD', 0.01, 0.9, 1e-4)
+    if 'cpu-2k' in path:  # the CPU protocol
+        assert (opt.optimizer.type, opt.optimizer.lr,
+                opt.optimizer.weight_decay) == ('AdamW', 1e-3, 0.01)
+    else:  # the paper's recipe
+        assert (opt.optimizer.type, opt.optimizer.lr, opt.optimizer.momentum,
+                opt.optimizer.weight_decay) == ('SGD', 0.01, 0.9, 1e-4)
     assert opt.paramwise_cfg.norm_decay_mult == 0.0
     warmup, poly = cfg.param_scheduler
     assert (warmup.type, warmup.start_factor, warmup.begin) == ('LinearLR', 0.001, 0)
@@ -54,12 +58,10 @@ def test_config_recipe(path):
     crop = [t for t in cfg.train_pipeline if t.type == 'RandomCrop'][0].crop_size
     resize = [t for t in cfg.train_pipeline if t.type == 'RandomChoiceResize'][0]
     assert resize.scales == [(512, 512), (768, 768), (1024, 1024)] and resize.keep_ratio
-    if 'cpu-30it' in path:
-        assert (batch, tuple(crop), cfg.train_cfg.max_iters, warmup.end) == (2, (256, 256), 30, 5)
-        assert cfg.val_dataloader is None and cfg.val_cfg is None
-    elif 'cpu' in path:
-        assert (batch, tuple(crop), cfg.train_cfg.max_iters, warmup.end) == (2, (256, 256), 300,
-                                                                             50)
+    if 'cpu-2k' in path:
+        assert (batch, tuple(crop), cfg.train_cfg.max_iters, warmup.end) == (4, (256, 256), 2000,
+                                                                             100)
+        assert cfg.train_cfg.val_interval == 500  # learning curves at 1/4, 1/2, 3/4 and the end
     else:
         epochs = 20 if '-20e_' in path else 100
         # 2 GPUs x 2 images = the paper's batch 4

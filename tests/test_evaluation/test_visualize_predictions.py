@@ -55,7 +55,7 @@ def test_tile_selection_is_seeded_and_checked(tmp_path):
 
 def test_model_column_runs_an_mmseg_config(tmp_path):
     root = make_synthetic_dataset(tmp_path / 'd', num_train=0, num_val=0, num_test=1, size=32)
-    cfg = REPO / 'configs/seg101/seg101_regnetx400mf_1xb2-cpu-300it_mass-roads-256x256.py'
+    cfg = REPO / 'configs/seg101/seg101_regnetx400mf_1xb4-cpu-2k_mass-roads-256x256.py'
     name = next((root / 'img_dir/test').iterdir())
     preds = vis.predict_with_model(str(cfg), None, [name])
     assert preds[0].shape == (32, 32) and set(np.unique(preds[0])) <= {0, 1}

@@ -8,8 +8,13 @@ Output::
 
 Every 1500x1500 image is cut into a grid of evenly spaced, overlapping tiles that cover every
 pixel; the default 4x4 grid of 512 tiles gives the paper's 16 tiles per image (224 val, 784
-test tiles). Masks 0/255 become 0/1 (255 is mmseg's ignore index). ``--nodata-threshold``
-drops tiles whose share of pure-white (255, 255, 255) no-data pixels is at least the given
+test tiles). Masks 0/255 become 0/1 (255 is mmseg's ignore index).
+
+Pure-white (255, 255, 255) pixels are no-data in this imagery, yet the source road labels run
+through them. By default their labels become 255 (ignored), so a model is neither trained nor
+scored on blank areas; ``--keep-nodata-labels`` keeps the source labels there, for evaluation
+as in the paper. The report of each split prints the no-data share of its pixels.
+``--nodata-threshold`` drops tiles whose share of no-data pixels is at least the given
 fraction, in the splits named by ``--drop-splits`` (train only by default, so val and test keep
 the paper's counts).
 
@@ -22,7 +27,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from seg101_mm.datasets.conversion import ConversionError, TileJob, pair_files, run_jobs
+from seg101_mm.datasets.conversion import (NODATA_RGB, ConversionError, TileJob,
+                                           check_settings, pair_files, record_settings,
+                                           run_jobs)
 
 SPLITS = {'train': 'train', 'valid': 'val', 'test': 'test'}  # source folder -> mmseg split
 
@@ -47,6 +54,11 @@ def parse_args(argv=None):
         default=None,
         help='drop tiles whose share of pure-white no-data pixels is at least this '
         '(a fraction in (0, 1]); default: keep every tile')
+    parser.add_argument(
+        '--keep-nodata-labels',
+        action='store_true',
+        help='keep the source labels on pure-white no-data pixels (default: mark them 255, '
+        'ignored in training and metrics)')
     parser.add_argument(
         '--drop-splits',
         nargs='+',
@@ -87,6 +99,12 @@ def convert(args) -> dict:
         img_out.mkdir(parents=True, exist_ok=True)
         ann_out.mkdir(parents=True, exist_ok=True)
         threshold = args.nodata_threshold if split in args.drop_splits else None
+        # what the written tiles depend on; a new --nodata-threshold is applied to tiles in place
+        settings = dict(
+            tile_size=args.tile_size,
+            grid=list(grid) if grid else None,
+            nodata_labels='keep' if args.keep_nodata_labels else 'ignore')
+        check_settings(out, split, settings, args.overwrite)
         jobs = [
             TileJob(
                 stem=stem,
@@ -98,16 +116,20 @@ def convert(args) -> dict:
                 grid=grid,
                 pad=False,
                 nodata_threshold=threshold,
+                nodata_colors=(NODATA_RGB, ),
+                ignore_nodata=not args.keep_nodata_labels,
                 overwrite=args.overwrite) for stem, img, mask in pairs
         ]
         print(f'{split}: {len(jobs)} images from {src / src_split}')
         report = run_jobs(jobs, args.nproc)
+        record_settings(out, split, settings)
         reports[split] = report
         dropped = (f'{report.dropped} dropped (pure-white no-data share >= {threshold})'
                    if threshold is not None else '0 dropped (no-data dropping off)')
         print(f'\n{split}: {len(report.tiles)} tiles from {report.sources} images: '
               f'{report.written} written, {report.skipped} already present (skipped), '
-              f'{dropped} -> {img_out}')
+              f'{dropped}; {report.nodata_text()}, labels there '
+              f'{"kept" if args.keep_nodata_labels else "ignored (255)"} -> {img_out}')
     return reports
 
 
