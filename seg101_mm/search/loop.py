@@ -666,8 +666,8 @@ class NPENASSearchLoop(BaseLoop):
                         self._finish(job, result)
                 idle = not self.launcher.running and not self.ledger.records('queued')
                 # A round is over when all its proposals are told; report before the next.
-                if idle and not self.strategy.queue and not self.strategy.pending and \
-                        self.strategy.round != reported_round:
+                if idle and self.strategy.round > 0 and not self.strategy.queue and \
+                        not self.strategy.pending and self.strategy.round != reported_round:
                     self._report()
                     reported_round = self.strategy.round
                     best = self.strategy.best()

@@ -25,7 +25,7 @@ def search_config(repo_root):
 
 def _search_config(path, repo_root, launcher, budget=4, num_init=2, top_k=2, iters=1,
                   max_failures=5, timeout=None, poll=0.05, strategy='NPENASNP', seed=0,
-                  measure=None,
+                  measure=None, data_root=None,
                   synthetic=dict(kind='roads', num_train=2, num_val=1, num_test=1, size=64)):
     """Write a search config for tests and return its path."""
     strat = dict(type=strategy, num_init=num_init, top_k=top_k, num_candidates=20,
@@ -36,8 +36,8 @@ custom_imports = dict(imports=['seg101_mm'], allow_failed_imports=False)
 train_cfg = dict(
     type='NPENASSearchLoop', strategy={strat!r}, budget={budget}, seed={seed},
     launcher={launcher!r},
-    candidate=dict(template={str(repo_root / TEMPLATE)!r}, iters={iters}, data_root=None,
-                   synthetic={synthetic!r}),
+    candidate=dict(template={str(repo_root / TEMPLATE)!r}, iters={iters},
+                   data_root={data_root!r}, synthetic={synthetic!r}),
     export=dict(template={str(repo_root / EXPORT)!r}),
     max_failures={max_failures}, candidate_timeout={timeout!r}, poll_interval={poll},
     measure={measure!r}, fsync=False)
