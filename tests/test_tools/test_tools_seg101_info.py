@@ -103,3 +103,21 @@ def test_bad_shape_is_rejected_with_the_value(capsys):
 def test_bad_genotype_text_names_the_field():
     with pytest.raises(ValueError, match='st'):
         info.main([GENOTYPE.replace('st=conv3x3', 'st=conv9x9'), '--no-flops'])
+
+
+def test_command_line_errors_are_one_line_without_traceback(tmp_path, capsys):
+    bad = GENOTYPE.replace('st=conv3x3', 'st=conv9x9')
+    assert info.cli([bad, '--no-flops']) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f'error: genotype {bad!r}: ')
+    assert 'conv9x9' in lines[0] and 'Traceback' not in captured.err + captured.out
+    missing = str(tmp_path / 'no_such_config.py')
+    assert info.cli([missing]) == 2
+    assert capsys.readouterr().err == f'error: config {missing!r} does not exist\n'
+    config = write_tiny_config(tmp_path / 'bad.py', tmp_path)
+    config.write_text(config.read_text().replace('decode_head=dict(genotype=genotype)',
+                                                 f'decode_head=dict(genotype={GENOTYPE!r})'))
+    assert info.cli([str(config), '--no-flops']) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'neck and decode_head describe different genotypes' in err

@@ -383,12 +383,24 @@ def draw_architecture(summary, path):
     plt.close(fig)
 
 
+class TargetError(ValueError):
+    """A genotype text or config that does not describe a SEG101 network."""
+
+
 def main(argv=None):
     args = parse_args(argv)
     if is_config_path(args.target):
-        model, genotype = build_from_config(args.target, args.cfg_options)
+        if not osp.isfile(args.target):
+            raise TargetError(f'config {args.target!r} does not exist')
+        try:
+            model, genotype = build_from_config(args.target, args.cfg_options)
+        except ValueError as e:
+            raise TargetError(str(e)) from None
     else:
-        genotype = Genotype.parse(args.target)
+        try:
+            genotype = Genotype.parse(args.target)
+        except ValueError as e:
+            raise TargetError(f'genotype {args.target!r}: {e}') from None
         # weights do not change any count: skip the (slow) initialisation
         model = build_seg101(genotype, num_classes=args.num_classes, init_weights=False)
     model.eval()
@@ -407,5 +419,15 @@ def main(argv=None):
     return summary
 
 
+def cli(argv=None) -> int:
+    """:func:`main` with a bad genotype or config printed as one ``error:`` line."""
+    try:
+        main(argv)
+    except TargetError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == '__main__':
-    main()
+    sys.exit(cli())
