@@ -200,3 +200,40 @@ def test_batch_from_a_dataset_config_train_pipeline(tmp_path, repo_root):
     torch.manual_seed(0)
     scores = compute_proxies(tiny_encoder_decoder(), batch, ['snip', 'params'])
     assert scores['snip'] > 0
+
+
+def test_correlation_tool_reports_bad_rows_and_non_numeric_cells(tmp_path, repo_root, capsys):
+    tool = load_tool(repo_root, 'proxy_correlation')
+    genotypes = [sample(i) for i in range(5)]
+    measured = tmp_path / 'measured.csv'
+    with open(measured, 'w', newline='') as fh:
+        w = csv.DictWriter(fh, fieldnames=['genotype', 'mIoU'])
+        w.writeheader()
+        for i, g in enumerate(genotypes):
+            w.writerow(dict(genotype=str(g), mIoU='n/a' if i == 4 else 40 + i))
+
+    def run(rows):
+        path = tmp_path / 'proxies.csv'
+        with open(path, 'w', newline='') as fh:
+            w = csv.DictWriter(fh, fieldnames=['key', 'genotype', 'snip'])
+            w.writeheader()
+            w.writerows(rows)
+        return tool.main([str(path), '--miou-csv', str(measured), '--bootstrap', '10',
+                          '--top-k', '2', '--out-dir', str(tmp_path / 'out')])
+
+    good = [dict(key=g.key, genotype=str(g), snip=i) for i, g in enumerate(genotypes)]
+    with pytest.raises(SystemExit, match=r'error: .*proxies.csv row 3 has neither a genotype '
+                                         r'nor a key'):
+        run(good[:2] + [dict(key='', genotype='', snip=1.0)] + good[2:])
+    with pytest.raises(SystemExit, match=r"error: .*proxies.csv row 2: genotype 'ga=oops' "
+                                         r"does not parse"):
+        run(good[:1] + [dict(key='k', genotype='ga=oops', snip=1.0)] + good[1:])
+    rows = [dict(r) for r in good]
+    rows[1]['snip'] = 'oom'
+    results = run(rows)
+    err = capsys.readouterr().err
+    assert "warning: 2 non-numeric cell(s) left out of the statistics: " in err
+    assert "proxies.csv row 2 snip='oom'" in err and "measured.csv row 5 mIoU='n/a'" in err
+    assert results[0]['n'] == 3  # 4 measured architectures, one without a snip score
+    saved = json.loads((tmp_path / 'out' / 'correlation.json').read_text())
+    assert len(saved['non_numeric']) == 2

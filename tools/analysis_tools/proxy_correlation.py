@@ -17,6 +17,7 @@ import argparse
 import csv
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,51 @@ def parse_args(argv=None):
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out-dir', default=None, help='default: next to proxies_file')
     return p.parse_args(argv)
+
+
+def check_rows(rows, path):
+    """Stop with an ``error:`` naming the row (counted from 1, after a CSV header) that has no
+    key to join on or a genotype that does not parse."""
+    from seg101_mm.space import Genotype
+    for i, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise SystemExit(f'error: {path} row {i} is a {type(row).__name__}, expected a '
+                             f'record with a genotype or key')
+        text = row.get('genotype')
+        if text:
+            try:
+                Genotype.parse(text) if isinstance(text, str) else Genotype.from_dict(text)
+            except (ValueError, TypeError, KeyError) as e:
+                raise SystemExit(f'error: {path} row {i}: genotype {text!r} does not parse '
+                                 f'({e})') from None
+        elif not row.get('key'):
+            raise SystemExit(f'error: {path} row {i} has neither a genotype nor a key, so it '
+                             f'cannot be joined: {row}')
+
+
+def non_numeric_cells(rows, path, columns):
+    """``row N name='value'`` of every present cell of ``columns`` that is not a number
+    (empty cells are missing values, and 'nan' / 'inf' are numbers that are left out)."""
+    out = []
+    for i, row in enumerate(rows, 1):
+        metrics = row.get('metrics')
+        if isinstance(metrics, str) and metrics.startswith('{'):
+            try:
+                metrics = json.loads(metrics)
+            except json.JSONDecodeError:
+                out.append(f'{path} row {i} metrics={metrics!r}')
+                continue
+        for c in columns:
+            v = row.get(c)
+            if v is None and isinstance(metrics, dict):
+                v = metrics.get(c)
+            if v is None or v == '':
+                continue
+            try:
+                float(v)
+            except (TypeError, ValueError):
+                out.append(f'{path} row {i} {c}={v!r}')
+    return out
 
 
 def fmt(v, spec='+.3f'):
@@ -83,6 +129,15 @@ def main(argv=None):
     if missing:
         raise SystemExit(f'proxies {missing} are not columns of {args.proxies_file} '
                          f'(it has {columns})')
+    check_rows(proxy_rows, args.proxies_file)
+    check_rows(measured_rows, args.ledger or args.miou_csv)
+    non_numeric = (non_numeric_cells(proxy_rows, args.proxies_file, names)
+                   + non_numeric_cells(measured_rows, args.ledger or args.miou_csv,
+                                       [args.metric]))
+    if non_numeric:
+        print(f'warning: {len(non_numeric)} non-numeric cell(s) left out of the statistics: '
+              + ', '.join(non_numeric[:10]) + (', ...' if len(non_numeric) > 10 else ''),
+              file=sys.stderr)
     keys, values, miou = join(proxy_rows, measured_rows, names, args.metric)
     if len(keys) < 3:
         raise SystemExit(f'only {len(keys)} architecture(s) have both proxy scores and a '
@@ -127,6 +182,7 @@ def main(argv=None):
 
     (out_dir / 'correlation.json').write_text(json.dumps(
         dict(metric=args.metric, num_architectures=len(keys), bootstrap=args.bootstrap,
+             non_numeric=non_numeric,
              paper_num_architectures=PAPER_NUM_ARCHITECTURES,
              results=[{k: clean(v) for k, v in r.items()} for r in results]), indent=1))
     print(f'wrote {out_dir / "correlation.csv"}, correlation.json and scatter PNGs')
