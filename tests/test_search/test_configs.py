@@ -2,7 +2,7 @@
 import pytest
 from mmengine.config import Config
 
-from seg101_mm.search.loop import _load_template
+from seg101_mm.search.loop import _load_template, check_search_config
 from seg101_mm.search.strategy import build_strategy
 
 CONFIGS = ['npenas-np_seg101-regnetx400mf_cpu-40it_synthetic-roads-64x64.py',
@@ -10,7 +10,7 @@ CONFIGS = ['npenas-np_seg101-regnetx400mf_cpu-40it_synthetic-roads-64x64.py',
 
 
 @pytest.mark.parametrize('name', CONFIGS)
-def test_search_configs(repo_root, name):
+def test_search_configs(repo_root, name, monkeypatch):
     cfg = Config.fromfile(str(repo_root / 'configs' / 'search' / name)).train_cfg
     assert cfg.type == 'NPENASSearchLoop' and cfg.launcher.type == 'LocalLauncher'
     assert cfg.budget == 16 and cfg.candidate.iters == 40
@@ -23,3 +23,5 @@ def test_search_configs(repo_root, name):
     assert strategy.top_k == 4 and strategy.num_init == 8
     full = Config.fromfile(str(repo_root / cfg.export.template))
     assert full.train_cfg.max_iters == 201900 and full.train_dataloader.batch_size == 2
+    monkeypatch.chdir(repo_root)  # template paths are relative to the repository root
+    check_search_config(cfg.to_dict())  # the whole search config passes the pre-start check
