@@ -2,18 +2,22 @@
 
 Pure parts (no mmengine): :mod:`.strategy` (ask/tell NPENAS-NP, NPENAS-BO, random search),
 :mod:`.predictor` (GIN on dense graphs, plain PyTorch), :mod:`.ledger` (crash-consistent JSONL
-record), :mod:`.config_writer` (literal-only candidate configs). mmengine glue:
+record), :mod:`.config_writer` (literal-only candidate configs), :mod:`.lock` (one search per
+work dir), :mod:`.errors`. mmengine glue:
 :mod:`.result_hook` (``SearchResultHook``), :mod:`.launchers` (local / Slurm / in-process),
 :mod:`.loop` (``NPENASSearchLoop``, ``SearchController``), :mod:`.reports`.
 """
 from .config_writer import candidate_config, render_config, write_config
-from .ledger import Ledger
+from .errors import (SearchConfigError, SearchError, SearchExists, SearchStopped,
+                     WorkDirBusy)
+from .ledger import Ledger, LedgerError
 from .strategy import (NPENASBO, NPENASNP, STRATEGIES, RandomSearch, SearchStrategy,
                        build_strategy)
 
 __all__ = [
     'SearchStrategy', 'NPENASNP', 'NPENASBO', 'RandomSearch', 'STRATEGIES', 'build_strategy',
-    'Ledger', 'candidate_config', 'render_config', 'write_config'
+    'Ledger', 'LedgerError', 'candidate_config', 'render_config', 'write_config',
+    'SearchError', 'SearchConfigError', 'SearchExists', 'SearchStopped', 'WorkDirBusy'
 ]
 
 try:

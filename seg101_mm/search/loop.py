@@ -384,6 +384,7 @@ class NPENASSearchLoop(BaseLoop):
         self.fsync = fsync
         self._iter = 0
         self._stop_signal = None
+        self._cleaning = False
         self._reported = None
 
     # mmengine's Runner.train() reads these before calling run().
@@ -604,9 +605,9 @@ class NPENASSearchLoop(BaseLoop):
 
     # ------------------------------------------------------------------ signals
     def _on_signal(self, signum, frame):
-        if self._stop_signal is not None:
+        if self._stop_signal is not None and not self._cleaning:
             raise KeyboardInterrupt  # a second signal: stop waiting (jobs are still ended)
-        self._stop_signal = signum
+        self._stop_signal = self._stop_signal or signum
 
     def _install_signal_handlers(self) -> dict:
         """SIGTERM and SIGINT stop the search at its next step, through its clean-up."""
@@ -682,6 +683,7 @@ class NPENASSearchLoop(BaseLoop):
                 if self.launcher.running:
                     time.sleep(self.poll_interval)
         finally:
+            self._cleaning = True  # from here on, signals are noted, not raised
             try:
                 self._stop_jobs()
                 if self._trained() != self._reported:

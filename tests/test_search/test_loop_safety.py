@@ -132,7 +132,8 @@ def propose_by_hand(wd, budget, n, fields=None):
                                    predictor=dict(epochs=30)), budget=budget, seed=0)
     genotypes = strategy.ask(n)
     led = Ledger(Path(wd) / 'ledger.jsonl', fsync=False)
-    led.propose([dict(id=i, genotype=str(g), key=g.key, round=0, seed=0, **(fields or {}).get(i, {}))
+    fields = fields or {}
+    led.propose([dict(id=i, genotype=str(g), key=g.key, round=0, seed=0, **fields.get(i, {}))
                  for i, g in enumerate(genotypes)], strategy.state_dict())
     return led
 
