@@ -445,7 +445,8 @@ class NPENASSearchLoop(BaseLoop):
         self.template = _load_template(self.candidate['template'],
                                        self.candidate.get('overrides'),
                                        self.candidate.get('iters'))
-        self.candidate_seed = int(self.candidate.get('seed', self.seed))
+        seed = self.candidate.get('seed')
+        self.candidate_seed = self.seed if seed is None else int(seed)
         self.ledger = Ledger(ledger_path, fsync=self.fsync)
         if self.ledger.dropped_tail:
             self.log(f'dropped a torn last ledger line ({len(self.ledger.dropped_tail)} bytes, '

@@ -367,7 +367,13 @@ def test_resume_on_another_dataset_is_refused(tmp_path, search_config, fake_scri
     assert Ledger(wd / 'ledger.jsonl', readonly=True).setup == dict(
         dataset=dict(data_root=str(roads), synthetic=None))
     before = (wd / 'ledger.jsonl').read_bytes()
+    listing = sorted(p.name for p in wd.iterdir())
     tool = search_tool()
+    assert tool.cli([cfg, '--work-dir', str(wd)]) == 1  # no --resume: refused, untouched
+    assert capsys.readouterr().err == (f"error: {wd / 'ledger.jsonl'} already holds a search; "
+                                       f"continue it with --resume or choose another "
+                                       f"--work-dir\n")
+    assert sorted(p.name for p in wd.iterdir()) == listing
     for root in (other, None):  # another folder, or generated scenes instead
         option = f'train_cfg.candidate.data_root={root}' if root else \
             'train_cfg.candidate.data_root=None'
