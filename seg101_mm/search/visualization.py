@@ -16,7 +16,7 @@ after every finished candidate.
 """
 import math
 from pathlib import Path
-from typing import List, Union
+from typing import List
 
 FINISHED = ('done', 'failed')
 

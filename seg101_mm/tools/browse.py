@@ -41,7 +41,8 @@ def browse_dataset(cfg,
         show (bool): Also show each in a window (needs a display).
         show_interval (float): Seconds each window stays.
         max_images (int, optional): Stop after this many samples.
-        split (str): Which dataloader's dataset: ``'train'`` (as mmseg) , ``'val'``, ``'test'``.
+        split (str): Which dataloader's dataset: ``'train'`` (as in mmseg), ``'val'`` or
+            ``'test'``.
     """
     from mmseg.registry import VISUALIZERS
     if output_dir is None and not show:

@@ -1,7 +1,5 @@
 import json
 
-import pytest
-
 from analysis_helpers import repo_config, run_script, script_error
 from seg101_mm.tools.common import build_inference_model, load_config
 from seg101_mm.tools.complexity import default_shape, human

@@ -4,7 +4,7 @@ import sys
 import pytest
 
 import seg101_mm  # noqa: F401
-from seg101_mm.utils import MissingCompiledOpError, compiled_ops_available
+from seg101_mm.utils import MissingCompiledOpError
 from seg101_mm.utils import compat
 
 

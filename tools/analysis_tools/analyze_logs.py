@@ -3,9 +3,10 @@
 
 Examples::
 
-    python tools/analysis_tools/analyze_logs.py work_dirs/run/20260101_120000/vis_data/scalars.json \
-        --keys mIoU IoU.road --out miou.png
-    python tools/analysis_tools/analyze_logs.py A.json B.json --keys loss --legend A B --out loss.png
+    python tools/analysis_tools/analyze_logs.py \
+        work_dirs/run/20260101_120000/vis_data/scalars.json --keys mIoU IoU.road --out miou.png
+    python tools/analysis_tools/analyze_logs.py A.json B.json --keys loss --legend A B \
+        --out loss.png
 
 Prints, per log and key, the number of points, the last value and the best (highest, or lowest
 for losses and times) with its step; with ``--out`` the curves against the step go to that file,
