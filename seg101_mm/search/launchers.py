@@ -158,9 +158,10 @@ def _cmdline(pid) -> str:
         return ''
 
 
-def job_processes(pid: Optional[int], match: Optional[str] = None) -> dict:
+def job_processes(pid: Optional[int], match: Sequence[str] = ()) -> dict:
     """``{pid: start time}`` of ``pid``, all its descendants, and (with ``match``) every process
-    whose command line names ``match``, e.g. torchrun workers whose parent already died."""
+    whose command line names all of ``match`` (a job's config and work dir), e.g. torchrun
+    workers whose parent already died."""
     procs = _processes()
     found = {}
     if pid and pid in procs:
@@ -177,7 +178,7 @@ def job_processes(pid: Optional[int], match: Optional[str] = None) -> dict:
     if match:
         me = os.getpid()
         for p in procs:
-            if p != me and p not in found and str(match) in _cmdline(p):
+            if p != me and p not in found and all(str(m) in _cmdline(p) for m in match):
                 found[p] = procs[p][1]
     return found
 
@@ -189,12 +190,12 @@ def _alive(targets: dict) -> dict:
             if p in procs and procs[p][1] == t and procs[p][2] != 'Z'}
 
 
-def kill_group(pid: Optional[int], grace: float = 5.0, match: Optional[str] = None):
+def kill_group(pid: Optional[int], grace: float = 5.0, match: Sequence[str] = ()):
     """End a job: SIGTERM its process group and every descendant, then SIGKILL what is left.
 
     torchrun starts each worker in a session (and process group) of its own, so signalling the
     job's group alone would miss them: every descendant of ``pid`` is found first (and, with
-    ``match``, every process whose command line names it), then signalled by pid.
+    ``match``, every process whose command line names all of it), then signalled by pid.
     """
     targets = job_processes(pid, match)
     if not targets:
@@ -227,18 +228,19 @@ def kill_group(pid: Optional[int], grace: float = 5.0, match: Optional[str] = No
             return
 
 
-def kill_stale(pid: Optional[int], config: str):
+def kill_stale(pid: Optional[int], config: str, work_dir: str):
     """End a job left running by an earlier (killed) search process, if it is still there.
 
-    The processes are matched by their command line, which must name ``config`` (the job's
-    own config path in this work dir), so that a reused pid of an unrelated process is never
-    touched; the descendants of a matching job process go with it.
+    The processes are matched by their command line, which must name both the job's
+    ``config`` and its ``work_dir`` (as every training command does), so that a reused pid or
+    a process that only reads the config is never touched; the descendants of a matching job
+    process go with it.
     """
-    root = pid if pid and str(config) in _cmdline(pid) else None
-    targets = job_processes(root, match=config)
-    if not targets:
+    match = (str(config), str(work_dir))
+    root = pid if pid and all(m in _cmdline(pid) for m in match) else None
+    if not job_processes(root, match=match):
         return False
-    kill_group(root, grace=2.0, match=config)
+    kill_group(root, grace=2.0, match=match)
     return True
 
 
@@ -286,7 +288,7 @@ class _SubprocessLauncher(Launcher):
             timed_out = (rc is None and job.timeout is not None
                          and time.time() - job.started > job.timeout)
             if timed_out:
-                kill_group(job.handle.pid, match=job.config)
+                kill_group(job.handle.pid, match=(job.config, job.work_dir))
                 rc = job.handle.wait()
             if rc is None:
                 continue
@@ -300,7 +302,7 @@ class _SubprocessLauncher(Launcher):
 
     def shutdown(self):
         for job in self.running:
-            kill_group(job.handle.pid, grace=2.0, match=job.config)
+            kill_group(job.handle.pid, grace=2.0, match=(job.config, job.work_dir))
             job.handle.wait()
             self.release(job)
         self.running = []

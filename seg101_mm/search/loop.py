@@ -479,7 +479,7 @@ class NPENASSearchLoop(BaseLoop):
             if rec['status'] in ('done', 'failed') and rec['key'] not in self.strategy.results:
                 self.strategy.tell(rec['genotype'], rec.get('score'))
             elif rec['status'] == 'running':
-                if kill_stale(rec.get('pid'), paths['config']):
+                if kill_stale(rec.get('pid'), paths['config'], paths['work_dir']):
                     self.log(f'ended the orphaned job of candidate {cid}')
                 job = Job(cid=cid, **paths)
                 result = outcome(job)

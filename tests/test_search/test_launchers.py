@@ -2,7 +2,10 @@
 import json
 import math
 import os
+import signal
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,7 +13,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from seg101_mm.search.launchers import Job, LocalLauncher, SlurmLauncher, build_launcher
+from seg101_mm.search.launchers import (Job, LocalLauncher, SlurmLauncher, build_launcher,
+                                        kill_stale)
 from seg101_mm.search.result_hook import CandidateFailed, SearchResultHook, read_result
 
 
@@ -188,3 +192,37 @@ def test_shutdown_ends_workers_in_their_own_sessions(tmp_path, fake_script, monk
         time.sleep(0.05)
     assert [gone(p) for p in workers + parents] == [True] * 4
     assert launcher.running == []
+
+
+def test_kill_stale_ends_only_the_jobs_own_processes(tmp_path):
+    # as in a search: the config lives outside the candidate's work dir
+    job = Job(cid=3, config=str(tmp_path / 'configs' / 'candidate_0003.py'),
+              work_dir=str(tmp_path / 'candidates' / '0003'), log='')
+    sleep = [sys.executable, '-c', 'import time; time.sleep(60)']
+    # a worker whose launcher died (pid unknown) and a process that only reads the config
+    orphan = subprocess.Popen(sleep + [job.config, '--work-dir', job.work_dir],
+                              start_new_session=True)
+    reader = subprocess.Popen(sleep + [job.config])
+    try:
+        assert wait_until(lambda: job.config in Path(f'/proc/{orphan.pid}/cmdline').read_text())
+        assert kill_stale(None, job.config, job.work_dir)
+        assert orphan.wait(10) == -signal.SIGTERM
+        assert reader.poll() is None
+        assert not kill_stale(reader.pid, job.config, job.work_dir)  # names no work dir
+    finally:
+        orphan.kill()
+        reader.kill()
+        orphan.wait()
+        reader.wait()
+
+
+def wait_until(check, limit=10.0):
+    end = time.time() + limit
+    while time.time() < end:
+        try:
+            if check():
+                return True
+        except OSError:
+            pass
+        time.sleep(0.02)
+    return False

@@ -104,7 +104,8 @@ def test_kill_in_the_config_dump_window(tmp_path, repo_root, search_config, fake
     recs = ledger(wd)
     assert [r['status'] for r in recs] == ['done', 'done'], [r.get('cause') for r in recs]
     assert recs[1]['attempts'] == 2 and recs[1]['config'] == str(config)
-    assert job_processes(None, match=str(config)) == {}  # the orphan was ended on resume
+    # the orphan was ended on resume
+    assert job_processes(None, match=(str(config), str(wd / 'candidates' / '0001'))) == {}
 
 
 def test_random_kills_resume_to_the_uninterrupted_search(tmp_path, repo_root, search_config,
