@@ -274,9 +274,11 @@ def test_sigterm_ends_jobs_with_their_workers_and_requeues_them(tmp_path, repo_r
     cfg, wd, pid_files = spawn_hang_search(tmp_path, search_config, fake_script)
     proc = start_search(repo_root, cfg, wd,
                         FAKE_BEHAVIOUR=json.dumps({'0': 'spawn_hang', '1': 'spawn_hang'}))
-    pids = running_processes(wd, pid_files)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    try:
+        pids = running_processes(wd, pid_files)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
     err = err.decode()
     assert proc.returncode == 128 + signal.SIGTERM and 'Traceback' not in err, err[-3000:]
     assert err.strip().splitlines()[-1] == (
@@ -293,8 +295,10 @@ def test_ctrl_c_ends_jobs_with_their_workers_and_resume_trains_them(
     pids = []
 
     def interrupt():
-        pids.extend(running_processes(wd, pid_files))
-        os.kill(os.getpid(), signal.SIGINT)
+        try:
+            pids.extend(running_processes(wd, pid_files))
+        finally:  # the search must stop even if the check failed
+            os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=interrupt, daemon=True).start()
     with pytest.raises(SearchStopped, match='stopped by SIGINT') as e:
