@@ -12,6 +12,10 @@ column. Architectures are joined on the canonical genotype key. Prints signed Sp
 Kendall tau with percentile-bootstrap 95 % intervals and precision at top-k, writes
 ``correlation.csv``/``.json`` and one scatter PNG per proxy (log x when the scores span three
 or more decades, as synflow's do).
+
+A row without a genotype or key, or with a genotype that does not parse, stops the tool with an
+``error:`` that names the file and row; cells that are not numbers are left out of the
+statistics and listed in a warning and in ``correlation.json`` (``non_numeric``).
 """
 import argparse
 import csv
