@@ -25,6 +25,11 @@ are active and why (``python -m seg101_mm.utils.compat`` prints it).
    removed; onedl-mmengine uses ``importlib.metadata`` and takes any setuptools, so
    ``requirements-onedl.txt`` has no pin. :func:`shim_status` says whether the installed
    mmengine needs ``pkg_resources`` and whether it is importable.
+4. Quiet import on mmcv without compiled ops. Without the stand-in (onedl-mmcv built without
+   ops), ``import mmseg.models`` makes mmcv warn that ``MultiScaleDeformableAttention`` failed
+   to import and advise installing mmcv "rather than mmcv-lite". No model of this project uses
+   that op, and a config that did would still fail to build it; so exactly this warning is
+   filtered, only when the compiled extension is absent and the stand-in is off.
 """
 import importlib.machinery
 import importlib.util
@@ -249,9 +254,10 @@ def shim_status() -> Dict[str, Shim]:
     """Which compatibility shims are active here, each with the reason.
 
     Returns:
-        dict[str, Shim]: ``'mmcv_ext_standin'``, ``'trusted_checkpoint_loader'`` and
+        dict[str, Shim]: ``'mmcv_ext_standin'``, ``'trusted_checkpoint_loader'``,
         ``'setuptools_below_82'`` (the pin: active means the installed mmengine needs
-        ``pkg_resources``; the reason says whether it is importable).
+        ``pkg_resources``; the reason says whether it is importable) and
+        ``'missing_ops_warning_filter'``.
     """
     setup_compat()
     out = {}
@@ -289,7 +295,35 @@ def shim_status() -> Dict[str, Shim]:
     else:
         reason = f'mmengine {mmengine.__version__} does not use pkg_resources'
     out['setuptools_below_82'] = Shim('setuptools_below_82', needed, reason)
+
+    active = bool(_WARNING_FILTER.get('set'))
+    if active:
+        reason = ('no compiled mmcv extension and no stand-in: mmcv\'s import warning about '
+                  'MultiScaleDeformableAttention (an op no model here uses) is filtered')
+    else:
+        reason = ('the compiled mmcv extension or the stand-in is present: mmcv gives no such '
+                  'warning')
+    out['missing_ops_warning_filter'] = Shim('missing_ops_warning_filter', active, reason)
     return out
+
+
+#: The start of the warning that mmcv.cnn.bricks.transformer gives without compiled ops.
+_MSDA_WARNING = r'Fail to import ``MultiScaleDeformableAttention``'
+_WARNING_FILTER = {}
+
+
+def quiet_missing_ops_warning() -> bool:
+    """Filter mmcv's import warning about ``MultiScaleDeformableAttention`` when the compiled
+    extension is absent and the stand-in is off; return whether the filter is set."""
+    if _WARNING_FILTER.get('set'):
+        return True
+    if compiled_ops_available() or mmcv_ext_standin_active():
+        return False
+    if importlib.util.find_spec('mmcv') is None:
+        return False
+    warnings.filterwarnings('ignore', message=_MSDA_WARNING, category=UserWarning)
+    _WARNING_FILTER['set'] = True
+    return True
 
 
 _DONE = False
@@ -302,6 +336,7 @@ def setup_compat():
         return
     _DONE = True
     install_mmcv_ext_standin()
+    quiet_missing_ops_warning()
     install_trusted_local_checkpoint_loader()
 
 

@@ -9,7 +9,8 @@ import seg101_mm  # noqa: F401
 from seg101_mm.utils import Shim, shim_status, stack_name
 from seg101_mm.utils import compat
 
-SHIMS = ('mmcv_ext_standin', 'trusted_checkpoint_loader', 'setuptools_below_82')
+SHIMS = ('mmcv_ext_standin', 'trusted_checkpoint_loader', 'setuptools_below_82',
+         'missing_ops_warning_filter')
 
 
 def _installed(dist):
@@ -49,12 +50,16 @@ def test_upstream_stack_needs_all_three_shims():
         assert 'trusts the file' in status['trusted_checkpoint_loader'].reason
         assert status['setuptools_below_82'].active
         assert 'it is importable' in status['setuptools_below_82'].reason
+    # the stand-in makes mmcv.ops importable: mmcv has nothing to warn about
+    assert not status['missing_ops_warning_filter'].active
 
 
 @pytest.mark.skipif(stack_name() != 'onedl', reason='checks the OneDL stack')
-def test_onedl_stack_needs_none():
+def test_onedl_stack_needs_none_of_the_upstream_shims():
     status = shim_status()
-    assert not any(s.active for s in status.values()), status
+    upstream = ('mmcv_ext_standin', 'trusted_checkpoint_loader', 'setuptools_below_82')
+    assert not any(status[name].active for name in upstream), status
+    assert status['missing_ops_warning_filter'].active == (not compat.compiled_ops_available())
     assert not compat.mmcv_ext_standin_active()
     assert 'guards its mmcv.ops imports' in status['mmcv_ext_standin'].reason or \
         compat.compiled_ops_available()
@@ -126,3 +131,18 @@ def test_command_line_report():
     status = shim_status()
     for name, shim in status.items():
         assert f'{name}: {"ACTIVE" if shim.active else "off"} ({shim.reason})' in lines
+
+
+def test_importing_mmseg_models_gives_no_missing_ops_warning():
+    code = ('import warnings\n'
+            'warnings.simplefilter("always")\n'
+            'with warnings.catch_warnings(record=True) as caught:\n'
+            '    warnings.simplefilter("always")\n'
+            '    import seg101_mm, mmseg.models\n'
+            'print([str(w.message)[:60] for w in caught if "Fail to import" in '
+            'str(w.message)])\n')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == '[]'
+    assert 'Fail to import' not in out.stderr
