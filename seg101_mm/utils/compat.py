@@ -166,7 +166,15 @@ def mmengine_loads_own_checkpoints() -> bool:
         state_dict=dict(weight=torch.zeros(2)),
         message_hub=dict(log_scalars={'train/loss': buffer},
                          runtime_info=dict(iter=2, best=np.float64(0.25))))
-    with tempfile.TemporaryDirectory(prefix='seg101_ckpt_probe_') as tmp:
+    try:
+        tmp_dir = tempfile.TemporaryDirectory(prefix='seg101_ckpt_probe_')
+    except OSError:
+        # no writable temporary folder: judge by the releases (the last upstream mmengine,
+        # 0.10.7, does not pass weights_only; torch defaults to True from 2.6)
+        import mmengine
+        return not (_version_tuple(mmengine.__version__) <= (0, 10, 7)
+                    and _version_tuple(torch.__version__) >= (2, 6))
+    with tmp_dir as tmp:
         path = osp.join(tmp, 'probe.pth')
         torch.save(probe, path)
         try:

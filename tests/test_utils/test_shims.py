@@ -146,3 +146,16 @@ def test_importing_mmseg_models_gives_no_missing_ops_warning():
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == '[]'
     assert 'Fail to import' not in out.stderr
+
+
+def test_loader_probe_without_a_temporary_folder_judges_by_release(monkeypatch):
+    import mmengine
+    import torch
+
+    def no_tmp(*args, **kwargs):
+        raise OSError('read-only file system')
+
+    monkeypatch.setattr(compat.tempfile, 'TemporaryDirectory', no_tmp)
+    expected = not (compat._version_tuple(mmengine.__version__) <= (0, 10, 7)
+                    and compat._version_tuple(torch.__version__) >= (2, 6))
+    assert compat.mmengine_loads_own_checkpoints() is expected
