@@ -6,7 +6,7 @@ search adds to every candidate.
 
 Measures, in one process on this machine's CPU:
 
-1. the GIN predictor fit on 200 architectures x 600 epochs (docs/method.md s. 6; target < 10 s);
+1. the GIN predictor fit on 200 architectures x 600 epochs (docs/method.md s. 6);
 2. per candidate: writing its config, launching its job (LocalLauncher: Popen of
    tools/dist_train.sh), reading its result and recording it in the ledger (fsync), and its
    share of one round's predictor fit + mutation pool + ranking (the round's cost divided by
@@ -39,13 +39,13 @@ def timed(fn, repeat=1):
     return best, out
 
 
-def fit_time(n, epochs, seed=0, backend='auto'):
+def fit_time(n, epochs, seed=0):
     from seg101_mm.search.predictor import fit_predictor
     from seg101_mm.space import sample
     gs = [sample(seed * 100000 + i) for i in range(n)]
     ys = [40.0 + (hash(g.key) % 1000) / 50 for g in gs]
     cpu = time.process_time()
-    wall = timed(lambda: fit_predictor(gs, ys, epochs=epochs, backend=backend))[0]
+    wall = timed(lambda: fit_predictor(gs, ys, epochs=epochs))[0]
     return wall, time.process_time() - cpu
 
 
@@ -143,11 +143,9 @@ def main(argv=None):
     import torch
     import seg101_mm  # noqa: F401
     rows = []
-    for backend in ('manual', 'autograd'):
-        t_fit, cpu_fit = fit_time(args.fit_archs, args.epochs, backend=backend)
-        rows.append((f'predictor fit, {args.fit_archs} archs x {args.epochs} epochs, '
-                     f'{backend}', t_fit, ('target < 10 s; ' if backend == 'manual' else '')
-                     + f'process CPU time {cpu_fit:.1f} s (1 thread)'))
+    t_fit, cpu_fit = fit_time(args.fit_archs, args.epochs)
+    rows.append((f'predictor fit, {args.fit_archs} archs x {args.epochs} epochs', t_fit,
+                 f'process CPU time {cpu_fit:.1f} s (1 thread)'))
     with tempfile.TemporaryDirectory() as work:
         t_write, t_launch, t_parse = per_candidate_io(work)
         t_round_demo = round_time(12, 4, 100)
