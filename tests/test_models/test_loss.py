@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -42,3 +43,25 @@ def test_bad_arguments_are_named():
         TopKPixelCrossEntropyLoss(loss_name='topk')
     with pytest.raises(ValueError, match='same spatial size'):
         TopKPixelCrossEntropyLoss()(torch.randn(1, 2, 4, 4), torch.zeros(1, 5, 5))
+
+
+def test_class_weight_with_ignored_pixels_matches_torch_weighted_cross_entropy():
+    torch.manual_seed(1)
+    logits = torch.randn(2, 2, 12, 12)
+    label = torch.randint(0, 2, (2, 12, 12))
+    label[1, :4] = 255  # ignored pixels, which mmseg's weighted CrossEntropyLoss cannot take
+    weight = [1.0, 8.0]
+    loss = TopKPixelCrossEntropyLoss(top_k_percent=1.0, class_weight=weight)(logits, label)
+    expected = F.cross_entropy(logits, label, weight=torch.tensor(weight), ignore_index=255)
+    assert torch.allclose(loss, expected)
+    # with top-k, the kept pixels are the largest weighted losses, averaged by their weights
+    loss = TopKPixelCrossEntropyLoss(top_k_percent=0.25, class_weight=weight)(logits, label)
+    valid = label != 255
+    pixel = F.cross_entropy(logits, label, reduction='none', ignore_index=255)[valid]
+    w = torch.tensor(weight)[label[valid]]
+    top = (pixel * w).topk(int(np.ceil(0.25 * pixel.numel()))).indices
+    assert torch.allclose(loss, (pixel * w)[top].sum() / w[top].sum())
+    with pytest.raises(ValueError, match='class_weight has 3 entries for 2 classes'):
+        TopKPixelCrossEntropyLoss(class_weight=[1, 1, 1])(logits, label)
+    with pytest.raises(ValueError, match='class_weight must be a list of non-negative'):
+        TopKPixelCrossEntropyLoss(class_weight=[1, -2])
