@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 from seg101_mm.proxies import PAPER_PROXIES, make_batch, total_loss
-from seg101_mm.proxies.engine import ProxyEngine, _pads_in_training
+from seg101_mm.proxies.context import pads_in_training
+from seg101_mm.proxies.engine import ProxyEngine
 from seg101_mm.proxies.reference import REFERENCES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,7 +153,7 @@ def training_step(model, batch):
     m = copy.deepcopy(model)
     m.train()
     start = time.perf_counter()
-    data = m.data_preprocessor(batch, _pads_in_training(m.data_preprocessor))
+    data = m.data_preprocessor(batch, pads_in_training(m.data_preprocessor))
     total_loss(m.loss(data['inputs'], data['data_samples'])).backward()
     return time.perf_counter() - start
 

@@ -66,12 +66,12 @@ def per_candidate_io(work):
     from seg101_mm.search.config_writer import candidate_config, write_config
     from seg101_mm.search.launchers import Job, LocalLauncher
     from seg101_mm.search.ledger import Ledger
-    from seg101_mm.search.loop import _load_template
+    from seg101_mm.search.templates import load_template
     from seg101_mm.search.result_hook import write_result
     from seg101_mm.space import sample
     from mmengine.config import Config
     tmpl = Config.fromfile(str(REPO / SEARCH_CFG)).train_cfg.candidate.template
-    template = _load_template(str(REPO / tmpl), iters=20)
+    template = load_template(str(REPO / tmpl), iters=20)
     g = sample(0)
     cdir = Path(work) / 'cand'
 
@@ -112,12 +112,12 @@ def train_time(work):
     from mmengine.config import Config
     from seg101_mm.datasets.synthetic import make_synthetic_dataset
     from seg101_mm.search.config_writer import candidate_config, write_config
-    from seg101_mm.search.loop import _load_template
+    from seg101_mm.search.templates import load_template
     from seg101_mm.space import sample
     search = Config.fromfile(str(REPO / SEARCH_CFG)).train_cfg
     data = make_synthetic_dataset(Path(work) / 'data', **search.candidate.synthetic)
-    template = _load_template(str(REPO / search.candidate.template),
-                              iters=search.candidate.iters)
+    template = load_template(str(REPO / search.candidate.template),
+                             iters=search.candidate.iters)
     cdir = Path(work) / 'train'
     cfg = candidate_config(template, sample(1), data_root=str(data), work_dir=str(cdir),
                            seed=0, extra_hooks=[dict(type='SearchResultHook')])

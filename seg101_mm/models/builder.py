@@ -55,12 +55,19 @@ def build_seg101(genotype, num_classes=2, init_weights=True, **kwargs):
 
     Keyword arguments go to :func:`seg101_model_cfg`.
     """
+    return build_segmentor(seg101_model_cfg(genotype, num_classes=num_classes, **kwargs),
+                           init_weights=init_weights)
+
+
+def build_segmentor(model_cfg, init_weights=True):
+    """Build a segmentor from an mmseg ``model`` config dict in the mmseg scope, and by
+    default initialise it (:func:`quiet_init_weights`)."""
     import seg101_mm  # noqa: F401  registers the modules and the compat fixes
     from mmengine.config import ConfigDict
     from mmengine.registry import DefaultScope
 
     # ConfigDict: mmseg reads train_cfg / test_cfg by attribute
-    cfg = ConfigDict(seg101_model_cfg(genotype, num_classes=num_classes, **kwargs))
+    cfg = ConfigDict(copy.deepcopy(model_cfg))
     with DefaultScope.overwrite_default_scope('mmseg'):
         model = MODELS.build(cfg)
     if init_weights:

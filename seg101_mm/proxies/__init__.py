@@ -1,13 +1,15 @@
 """Zero-cost proxies for mmseg segmentors (docs/method.md section 8).
 
 ``compute_proxies(model, batch, names)`` returns ``{name: float}``; every proxy is a small
-registered class (see :mod:`.registry`), and :class:`ProxyEngine` runs the passes they need,
-sharing forwards and backwards between proxies.
+registered class (see :mod:`.registry`), and :class:`ProxyEngine` plans (:mod:`.plan`) and runs
+(:mod:`.passes`) the passes they need, sharing forwards and backwards between proxies, into a
+:class:`ProxyContext` (:mod:`.context`) that the proxies score.
 """
 from . import (fisher, flops, grad_norm, grasp, jacob_cov, nwot, params, plain, snip,  # noqa
                synflow, zico)
 from .batch import batch_from_config, make_batch, random_batch
-from .engine import ProxyContext, ProxyEngine, ProxyError, scored_layers, total_loss
+from .context import ProxyContext, ProxyError, scored_layers, total_loss
+from .engine import ProxyEngine
 from .registry import PROXIES, BaseProxy, available_proxies, get_proxy
 
 #: The six proxies of the paper's Table 2, in its order.

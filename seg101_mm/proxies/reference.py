@@ -13,7 +13,7 @@ import copy
 import torch
 import torch.nn as nn
 
-from .engine import _pads_in_training
+from .context import pads_in_training
 
 _SCORED = (nn.Conv2d, nn.Linear)
 
@@ -30,7 +30,7 @@ def _prepare(model, batch, seed):
         layer.weight.requires_grad_(True)
     torch.manual_seed(seed)
     with torch.no_grad():
-        data = m.data_preprocessor(batch, _pads_in_training(m.data_preprocessor))
+        data = m.data_preprocessor(batch, pads_in_training(m.data_preprocessor))
     return m, data['inputs'], data['data_samples']
 
 

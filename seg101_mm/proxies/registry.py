@@ -1,7 +1,7 @@
 """The proxy registry and the base class every zero-cost proxy derives from (docs/method.md s. 8).
 
 A proxy declares which *captures* it needs from the engine's shared passes (``requires``) and
-turns a filled :class:`~seg101_mm.proxies.engine.ProxyContext` into one float. Adding a proxy
+turns a filled :class:`~seg101_mm.proxies.context.ProxyContext` into one float. Adding a proxy
 is one small file::
 
     @PROXIES.register_module()
@@ -12,39 +12,30 @@ is one small file::
         def score(self, ctx):
             return sum(float((g * w).sum()) for w, g in zip(ctx.weights, ctx.grad))
 """
+from abc import ABC, abstractmethod
+
 from mmengine.registry import Registry
+
+from .context import CAPTURES  # noqa: F401  (the keys a proxy's ``requires`` names)
 
 #: Registry of zero-cost proxies, keyed by the proxy's short name (``'snip'``, ...).
 PROXIES = Registry('zero-cost proxy', locations=['seg101_mm.proxies'])
 
-#: Captures the engine knows how to fill, and what each one holds in the context.
-CAPTURES = {
-    'grad': 'dL/dW of every Conv2d/Linear weight, summed over chunks (ctx.grad)',
-    'grad_moments': 'per-chunk gradient moments: sum g, sum g^2, sum |g| (ctx.grad_moments)',
-    'fisher': 'per-layer per-channel fisher values (ctx.fisher)',
-    'w_hessian_grad': ('sum over the scored layers of W * (H g), H g the Hessian-gradient '
-                       'product for the accumulated gradient g (ctx.w_hessian_grad)'),
-    'hessian_grad': 'H g per layer for the accumulated gradient g (ctx.hessian_grad)',
-    'jacobian': 'd(sum of logits)/d(input), one row per image (ctx.jacobian)',
-    'relu_codes': 'NASWOT kernel of binary ReLU codes (ctx.nwot_kernel)',
-    'synflow': ('dR/dW of |W| in float64 on an all-ones input (ctx.synflow_grad, '
-                'ctx.synflow_weights)'),
-}
 
-
-class BaseProxy:
+class BaseProxy(ABC):
     """A zero-cost proxy: a name, the captures it needs, and a score.
 
     Subclasses set ``name`` (the registry key, also the output column) and ``requires`` (a
-    tuple of keys of :data:`CAPTURES`), and implement :meth:`score`. A proxy that needs no
-    shared pass (``params``, ``flops``) leaves ``requires`` empty and reads ``ctx.model`` and
-    ``ctx.inputs`` directly; it must leave the model as it found it.
+    tuple of keys of :data:`~.context.CAPTURES`), and implement :meth:`score`. A proxy that
+    needs no shared pass (``params``, ``flops``) leaves ``requires`` empty and reads
+    ``ctx.model`` and ``ctx.inputs`` directly; it must leave the model as it found it.
     """
     name = None
     requires = ()
 
+    @abstractmethod
     def score(self, ctx) -> float:
-        raise NotImplementedError(f'{type(self).__name__} must implement score(ctx)')
+        """The proxy's value from the filled :class:`~.context.ProxyContext`."""
 
     def __repr__(self):
         return f'{type(self).__name__}(name={self.name!r}, requires={self.requires!r})'

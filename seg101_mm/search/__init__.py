@@ -5,7 +5,9 @@ Pure parts (no mmengine): :mod:`.strategy` (ask/tell NPENAS-NP, NPENAS-BO, rando
 record), :mod:`.config_writer` (literal-only candidate configs), :mod:`.lock` (one search per
 work dir), :mod:`.errors`. mmengine glue:
 :mod:`.result_hook` (``SearchResultHook``), :mod:`.launchers` (local / Slurm / in-process),
-:mod:`.loop` (``NPENASSearchLoop``, ``SearchController``), :mod:`.reports`.
+:mod:`.templates` (candidate templates), :mod:`.measure` (``ModelMeasure``),
+:mod:`.controller` (``SearchController``, the placeholder model), :mod:`.loop`
+(``NPENASSearchLoop``), :mod:`.reports`.
 """
 from .config_writer import candidate_config, render_config, write_config
 from .errors import (SearchConfigError, SearchError, SearchExists, SearchStopped,
@@ -27,7 +29,9 @@ except ImportError:  # the pure parts stay usable without the OpenMMLab stack
 else:
     from .launchers import (LAUNCHERS, InProcessLauncher, LocalLauncher, SlurmLauncher,
                             build_launcher)
-    from .loop import ModelMeasure, NPENASSearchLoop, SearchController
+    from .controller import SearchController
+    from .loop import NPENASSearchLoop
+    from .measure import ModelMeasure
     from .result_hook import SearchResultHook
     __all__ += [
         'LAUNCHERS', 'LocalLauncher', 'SlurmLauncher', 'InProcessLauncher', 'build_launcher',

@@ -8,9 +8,10 @@ and the best architecture's full-training config after every round.
 
 ``tools/search.py CONFIG [--work-dir DIR] [--resume]`` runs it through mmengine's Runner. The
 Runner needs a model and an optimiser to enter ``train()``, so search configs use
-:class:`SearchController`, a placeholder model; candidates are trained in their own jobs.
+:class:`~.controller.SearchController`, a placeholder model; candidates are trained in their
+own jobs. Candidate templates are read by :func:`~.templates.load_template`, and proposals are
+measured, where a strategy asks for it, by :class:`~.measure.ModelMeasure`.
 """
-import copy
 import inspect
 import json
 import numbers
@@ -19,120 +20,22 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
-import torch
-from mmengine.config import Config
-from mmengine.model import BaseModel
 from mmengine.runner import BaseLoop
-from mmseg.registry import LOOPS, MODELS
+from mmseg.registry import LOOPS
 
 from seg101_mm.space import Genotype
 from . import lock
 from .config_writer import candidate_config, set_genotype, write_config
+from .controller import SearchController  # noqa: F401  (search configs name it)
 from .errors import SearchConfigError, SearchError, SearchExists, SearchStopped
 from .launchers import LAUNCHER_ALIASES, LAUNCHERS, Job, build_launcher, kill_stale, outcome
 from .ledger import Ledger
+from .measure import ModelMeasure
 from .result_hook import RESULT_FILE
 from .strategy import STRATEGIES, build_strategy
-
-
-@MODELS.register_module()
-class SearchController(BaseModel):
-    """The model of a search config: one unused parameter, so that the Runner can start.
-
-    The search trains candidates in separate jobs (or Runners); this model is never run.
-    """
-
-    def __init__(self, data_preprocessor=None, init_cfg=None):
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.unused = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, inputs=None, data_samples=None, mode='tensor'):
-        raise RuntimeError('SearchController is the placeholder model of a search config; it '
-                           'is not meant to be run (candidates train in their own jobs)')
-
-
-class ModelMeasure:
-    """``genotype -> {name: float}``: size and zero-cost scores of the candidate's network.
-
-    ``params`` (parameter count) and ``flops`` (multiply-accumulates of one eval-mode forward
-    of one ``input_size`` image, counted by mmengine's FlopAnalyzer) are computed here; every
-    other name goes to :func:`seg101_mm.proxies.compute_proxies` on a random batch.
-
-    Args:
-        model_cfg (dict): The candidate template's ``model`` (its genotype is replaced).
-        names (list[str]): ``params``, ``flops`` and/or proxy names (``snip``, ``synflow``...).
-        input_size (tuple[int, int]): Image size of the FLOP count and the random batch.
-        batch_size (int): Images of the random batch of the proxies.
-        seed (int): Seed of weights and batch.
-    """
-
-    def __init__(self, model_cfg: dict, names: Sequence[str] = ('params', 'flops'),
-                 input_size=(64, 64), batch_size: int = 2, seed: int = 0):
-        self.model_cfg = model_cfg
-        self.names = list(names)
-        self.input_size = tuple(input_size)
-        self.batch_size = batch_size
-        self.seed = seed
-
-    def build(self, genotype):
-        from mmengine.config import ConfigDict
-        from mmengine.registry import DefaultScope
-
-        from seg101_mm.models.builder import quiet_init_weights
-        from .config_writer import set_genotype
-        cfg = {'model': copy.deepcopy(self.model_cfg)}
-        set_genotype(cfg, genotype)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            with DefaultScope.overwrite_default_scope('mmseg'):
-                model = MODELS.build(ConfigDict(cfg['model']))
-            quiet_init_weights(model)
-        return model
-
-    def __call__(self, genotype: Genotype):
-        model = self.build(genotype)
-        out = {}
-        for name in self.names:
-            if name == 'params':
-                out[name] = float(sum(p.numel() for p in model.parameters()))
-            elif name == 'flops':
-                out[name] = self.flops(model)
-        rest = [n for n in self.names if n not in ('params', 'flops')]
-        if rest:
-            from seg101_mm.proxies import compute_proxies, random_batch
-            batch = random_batch(batch_size=self.batch_size, size=self.input_size,
-                                 seed=self.seed)
-            out.update(compute_proxies(model, batch, rest, seed=self.seed))
-        return {n: float(out[n]) for n in self.names}
-
-    def flops(self, model):
-        from seg101_mm.proxies.flops import count_flops
-        return count_flops(model, torch.zeros(1, 3, *self.input_size))
-
-
-def _load_template(path, overrides=None, iters=None):
-    """A resolved template config as a plain dict, with ``iters`` training iterations."""
-    cfg = Config.fromfile(path)
-    if overrides:
-        cfg.merge_from_dict(dict(overrides))
-    cfg = cfg.to_dict()
-    if iters is not None:
-        if not isinstance(iters, int) or iters < 1:
-            raise ValueError(f'candidate iters must be a positive int, got {iters!r}')
-        train_cfg = cfg.get('train_cfg') or {}
-        old = train_cfg.get('max_iters')
-        if old is None:
-            raise ValueError(f'candidate iters needs an iteration-based template train_cfg, '
-                             f'got {train_cfg!r}')
-        train_cfg.update(max_iters=iters, val_interval=iters)
-        for sch in cfg.get('param_scheduler') or []:
-            # Schedulers that span the whole run end with it; shorter ones (warmup) are clipped.
-            end = sch.get('end')
-            if end is not None and (end >= old or end > iters):
-                sch['end'] = iters
-    return cfg
+from .templates import load_template
 
 
 CANDIDATE_KEYS = ('template', 'overrides', 'iters', 'data_root', 'synthetic', 'seed')
@@ -207,7 +110,7 @@ def check_search_config(train_cfg: dict):
     if cand.get('seed') is not None and not _is_int(cand['seed']):
         raise _bad('candidate.seed', cand['seed'], 'None or an int')
     try:
-        set_genotype(_load_template(template, cand.get('overrides'), iters), sample(0))
+        set_genotype(load_template(template, cand.get('overrides'), iters), sample(0))
     except Exception as e:  # noqa: BLE001  any reason the template is unusable is reported
         raise SearchConfigError(f'train_cfg.candidate.template={template!r} cannot be used: '
                                 f'{type(e).__name__}: {e}') from None
@@ -386,6 +289,7 @@ class NPENASSearchLoop(BaseLoop):
         self._stop_signal = None
         self._cleaning = False
         self._reported = None
+        self._reported_round = None
 
     # mmengine's Runner.train() reads these before calling run().
     @property
@@ -442,7 +346,7 @@ class NPENASSearchLoop(BaseLoop):
         if ledger_path.exists() and ledger_path.stat().st_size and not self.resume:
             raise SearchExists(f'{ledger_path} already holds a search; continue it with '
                                f'--resume or choose another --work-dir')
-        self.template = _load_template(self.candidate['template'],
+        self.template = load_template(self.candidate['template'],
                                        self.candidate.get('overrides'),
                                        self.candidate.get('iters'))
         seed = self.candidate.get('seed')
@@ -626,6 +530,7 @@ class NPENASSearchLoop(BaseLoop):
 
     # ------------------------------------------------------------------ run
     def run(self):
+        """The search: propose, train, record and report until the budget is spent."""
         previous = self._install_signal_handlers()
         self._locked = False
         try:
@@ -634,7 +539,11 @@ class NPENASSearchLoop(BaseLoop):
             self.runner.call_hook('before_train')
             self.log(f'{type(self.strategy).__name__}, budget {self.budget}, launcher '
                      f'{type(self.launcher).__name__}, work_dir {self.work_dir}')
-            self._search()
+            try:
+                while not self._step():
+                    pass
+            finally:
+                self._clean_up()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -646,49 +555,65 @@ class NPENASSearchLoop(BaseLoop):
                  f'{"none" if best is None else f"{best[1]:.2f} mIoU: {best[0].key}"}')
         return self.runner.model
 
-    def _search(self):
-        reported_round = None
+    def _step(self) -> bool:
+        """One turn of the search; True once it is over."""
+        self._check_signal()
+        self._collect_results()
+        self._check_failures()
+        self._launch_queued()
+        idle = not self.launcher.running and not self.ledger.records('queued')
+        if idle:
+            self._report_finished_round()
+            if self.strategy.finished:
+                return True
+        if not self._propose_for_free_slots() and self.launcher.running:
+            time.sleep(self.poll_interval)
+        return False
+
+    def _collect_results(self):
+        for job, result in self.launcher.poll():
+            self._finish(job, result)
+
+    def _check_failures(self):
+        failed = self.ledger.records('failed')
+        if len(failed) >= self.max_failures:
+            causes = '; '.join(f'candidate {r["id"]}: {r["cause"]} (log: {r["log"]})'
+                               for r in failed[-3:])
+            raise SearchStopped(
+                f'search stopped: {len(failed)} candidates failed (max_failures='
+                f'{self.max_failures}); last causes: {causes}; see '
+                f'{self.work_dir / LEDGER_FILE}')
+
+    def _launch_queued(self):
+        queued = self.ledger.records('queued')
+        while self.launcher.slots() > 0 and queued:
+            self._launch(queued.pop(0))
+            self._collect_results()  # in-process jobs end at once
+
+    def _report_finished_round(self):
+        """Report a round once all its proposals are told, before the next is proposed."""
+        s = self.strategy
+        if s.round > 0 and not s.queue and not s.pending and s.round != self._reported_round:
+            self._report()
+            self._reported_round = s.round
+            best = s.best()
+            if best is not None:
+                self.log(f'after round {s.round - 1}: {len(self.ledger)} trained, best mIoU '
+                         f'{best[1]:.2f}')
+
+    def _propose_for_free_slots(self) -> bool:
+        """Propose as many candidates as there are free slots, once the queue is empty."""
+        if self.launcher.slots() > 0 and not self.ledger.records('queued'):
+            return self._propose(self.launcher.slots()) > 0
+        return False
+
+    def _clean_up(self):
+        """End the jobs, report what is not reported yet and close the ledger."""
+        self._cleaning = True  # from here on, signals are noted, not raised
         try:
-            while True:
-                self._check_signal()
-                for job, result in self.launcher.poll():
-                    self._finish(job, result)
-                failed = self.ledger.records('failed')
-                if len(failed) >= self.max_failures:
-                    causes = '; '.join(f'candidate {r["id"]}: {r["cause"]} (log: {r["log"]})'
-                                       for r in failed[-3:])
-                    raise SearchStopped(
-                        f'search stopped: {len(failed)} candidates failed (max_failures='
-                        f'{self.max_failures}); last causes: {causes}; see '
-                        f'{self.work_dir / LEDGER_FILE}')
-                queued = self.ledger.records('queued')
-                while self.launcher.slots() > 0 and queued:
-                    self._launch(queued.pop(0))
-                    for job, result in self.launcher.poll():  # in-process jobs end at once
-                        self._finish(job, result)
-                idle = not self.launcher.running and not self.ledger.records('queued')
-                # A round is over when all its proposals are told; report before the next.
-                if idle and self.strategy.round > 0 and not self.strategy.queue and \
-                        not self.strategy.pending and self.strategy.round != reported_round:
-                    self._report()
-                    reported_round = self.strategy.round
-                    best = self.strategy.best()
-                    if best is not None:
-                        self.log(f'after round {self.strategy.round - 1}: '
-                                 f'{len(self.ledger)} trained, best mIoU {best[1]:.2f}')
-                if self.strategy.finished and idle:
-                    break
-                if self.launcher.slots() > 0 and not self.ledger.records('queued'):
-                    if self._propose(self.launcher.slots()):
-                        continue
-                if self.launcher.running:
-                    time.sleep(self.poll_interval)
-        finally:
-            self._cleaning = True  # from here on, signals are noted, not raised
-            try:
-                self._stop_jobs()
-                if self._trained() != self._reported:
-                    self._report()
-            except Exception as e:  # noqa: BLE001  the first error is the one to raise
-                self.log(f'clean-up after the stop failed: {type(e).__name__}: {e}')
-            self.ledger.close()
+            self._stop_jobs()
+            if self._trained() != self._reported:
+                self._report()
+        except Exception as e:  # noqa: BLE001  the first error is the one to raise
+            self.log(f'clean-up after the stop failed: {type(e).__name__}: {e}')
+        self.ledger.close()

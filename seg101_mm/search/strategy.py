@@ -21,6 +21,7 @@ measured scores to the predictor as extra inputs.
 """
 import math
 import random
+from abc import ABC, abstractmethod
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -50,7 +51,7 @@ def build_strategy(cfg: dict, **default_args) -> 'SearchStrategy':
     return STRATEGIES[name](**cfg)
 
 
-class SearchStrategy:
+class SearchStrategy(ABC):
     """Bookkeeping shared by every strategy: budget, rounds, proposals, results, state.
 
     Args:
@@ -126,9 +127,9 @@ class SearchStrategy:
                 raise ValueError(f'score of {key} must be finite or None (failed), got {score}')
         self.results[key] = score
 
+    @abstractmethod
     def propose_batch(self, round_index: int, room: int) -> List[Genotype]:
         """The architectures of round ``round_index`` (at most ``room`` are used)."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------ helpers
     def rng(self, round_index: int, purpose: str = '') -> random.Random:

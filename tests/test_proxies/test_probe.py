@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import seg101_mm  # noqa: F401
 from seg101_mm.proxies import random_batch
-from seg101_mm.proxies.engine import ProxyEngine, scored_layers
+from seg101_mm.proxies import ProxyEngine, scored_layers
 from seg101_mm.proxies.probe import probe_supported, weight_scale_probe
 from seg101_mm.proxies.reference import reference_proxies
 

@@ -2,8 +2,9 @@
 import pytest
 from mmengine.config import Config
 
-from seg101_mm.search.loop import _load_template, check_search_config
+from seg101_mm.search.loop import check_search_config
 from seg101_mm.search.strategy import build_strategy
+from seg101_mm.search.templates import load_template
 
 CONFIGS = ['npenas-np_seg101-regnetx400mf_cpu-40it_synthetic-roads-64x64.py',
            'npenas-np-zc_seg101-regnetx400mf_cpu-40it_synthetic-roads-64x64.py']
@@ -14,7 +15,7 @@ def test_search_configs(repo_root, name, monkeypatch):
     cfg = Config.fromfile(str(repo_root / 'configs' / 'search' / name)).train_cfg
     assert cfg.type == 'NPENASSearchLoop' and cfg.launcher.type == 'LocalLauncher'
     assert cfg.budget == 16 and cfg.candidate.iters == 40
-    template = _load_template(str(repo_root / cfg.candidate.template), iters=40)
+    template = load_template(str(repo_root / cfg.candidate.template), iters=40)
     assert template['train_cfg']['max_iters'] == template['train_cfg']['val_interval'] == 40
     # warmup keeps its length, the poly decay spans the (shortened) run
     assert [s['end'] for s in template['param_scheduler']] == [5, 40]
