@@ -4,16 +4,19 @@ import copy
 from mmseg.registry import MODELS
 
 from seg101_mm.space import Genotype
+from .ops import REGNETX_400MF_CHANNELS
 
 #: ImageNet mean and std in RGB (docs/method.md section 1).
 IMAGENET_MEAN = [123.675, 116.28, 103.53]
 IMAGENET_STD = [58.395, 57.12, 57.375]
-REGNETX_400MF_CHANNELS = (32, 64, 160, 384)
 
 
 def seg101_model_cfg(genotype, num_classes=2, backbone_checkpoint=None, crop_size=None,
                      norm_cfg=dict(type='BN', requires_grad=True), top_k_percent=0.2):
     """The mmseg model config of SEG101 for ``genotype``, as a plain dict.
+
+    With the defaults it is the ``model`` of ``configs/_base_/models/seg101_regnetx400mf.py``
+    for that genotype (the tests compare the two).
 
     Args:
         genotype (str | Genotype): the architecture.
@@ -31,12 +34,14 @@ def seg101_model_cfg(genotype, num_classes=2, backbone_checkpoint=None, crop_siz
     init_cfg = None
     if backbone_checkpoint is not None:
         init_cfg = dict(type='Pretrained', checkpoint=backbone_checkpoint, prefix='backbone.')
+    data_preprocessor = dict(
+        type='SegDataPreProcessor', mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD),
+        bgr_to_rgb=True, pad_val=0, seg_pad_val=255)
+    if crop_size:
+        data_preprocessor['size'] = tuple(crop_size)
     return dict(
         type='EncoderDecoder',
-        data_preprocessor=dict(
-            type='SegDataPreProcessor', mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD),
-            bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
-            size=tuple(crop_size) if crop_size else None),
+        data_preprocessor=data_preprocessor,
         backbone=dict(type='mmpretrain.RegNet', arch='regnetx_400mf', out_indices=(0, 1, 2, 3),
                       norm_cfg=copy.deepcopy(norm_cfg), init_cfg=init_cfg),
         neck=dict(type='SEG101EnhanceNeck', genotype=text, in_channels=REGNETX_400MF_CHANNELS,

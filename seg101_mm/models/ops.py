@@ -12,6 +12,8 @@ from mmcv.cnn import ConvModule
 
 from seg101_mm.space.ops import GROUP_OPS_A, GROUP_OPS_B, STAGE_OPS
 
+#: Output widths of the four stages of RegNetX-400MF, SEG101's backbone (docs/method.md s. 1).
+REGNETX_400MF_CHANNELS = (32, 64, 160, 384)
 DEFAULT_NORM_CFG = dict(type='BN', requires_grad=True)
 DEFAULT_ACT_CFG = dict(type='ReLU')
 

@@ -28,6 +28,13 @@ import numpy as np
 
 from seg101_mm.space import Genotype, Mutator, sample
 
+#: The predictor of round ``r`` is seeded with ``seed * PREDICTOR_SEED_STRIDE + r``: a prime
+#: larger than any round count, so no two (seed, round) pairs share a predictor seed.
+PREDICTOR_SEED_STRIDE = 100003
+#: Third entry of the NumPy seed ``[seed, round, ACQUISITION_STREAM]`` of NPENAS-BO's sampled
+#: acquisition values: a stream of its own, apart from the round's other random choices.
+ACQUISITION_STREAM = 7
+
 #: Strategy name -> class, for :func:`build_strategy` (kept free of mmengine on purpose).
 STRATEGIES = {}
 
@@ -315,7 +322,8 @@ class NPENASNP(SearchStrategy):
         from .predictor import fit_predictor, predict
         ref_x, pool_x = self.features(pool, train_gs)
         model = fit_predictor(train_gs, train_ys, extra=ref_x, uncertainty=self.uncertainty,
-                              seed=self.seed * 100003 + round_index, **self.predictor_cfg)
+                              seed=self.seed * PREDICTOR_SEED_STRIDE + round_index,
+                              **self.predictor_cfg)
         pred = predict(model, pool, extra=pool_x)
         return self.acquire(round_index, pred)
 
@@ -351,5 +359,5 @@ class NPENASBO(NPENASNP):
 
     def acquire(self, round_index, pred):
         mean, std = pred
-        rs = np.random.default_rng([self.seed, round_index, 7])
+        rs = np.random.default_rng([self.seed, round_index, ACQUISITION_STREAM])
         return rs.normal(np.asarray(mean, np.float64), np.asarray(std, np.float64))

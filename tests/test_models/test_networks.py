@@ -1,4 +1,5 @@
 """SEG101 networks built from genotypes: shapes, gradients, equivalence, configs, weights."""
+import json
 import random
 
 import pytest
@@ -11,10 +12,9 @@ from mmseg.registry import MODELS
 import seg101_mm  # noqa: F401
 from seg101_mm.models import (SEG101EnhanceNeck, SEG101FusionHead, build_seg101,
                               fusion_head_channels)
-from seg101_mm.models.builder import quiet_init_weights
+from seg101_mm.models.builder import quiet_init_weights, seg101_model_cfg
+from seg101_mm.models.ops import REGNETX_400MF_CHANNELS as CHANNELS
 from seg101_mm.space import Genotype, HeadGenotype, sample
-
-CHANNELS = (32, 64, 160, 384)
 
 
 @pytest.fixture(scope='module')
@@ -27,6 +27,7 @@ def backbone_feats():
         feats = model.backbone(torch.randn(2, 3, 128, 128))
     assert [f.shape[1:] for f in feats] == [(32, 32, 32), (64, 16, 16), (160, 8, 8),
                                             (384, 4, 4)]
+    assert tuple(f.shape[1] for f in feats) == CHANNELS
     return feats
 
 
@@ -178,6 +179,11 @@ def test_base_config_builds_the_same_model_as_the_builder(repo_root):
     shapes = {k: tuple(v.shape) for k, v in from_cfg.state_dict().items()}
     assert shapes == {k: tuple(v.shape) for k, v in from_code.state_dict().items()}
     assert from_cfg.neck.genotype == Genotype.parse(cfg.genotype)
+    # the builder's config is the base config's, key for key (tuples and lists alike)
+    assert json.loads(json.dumps(seg101_model_cfg(cfg.genotype))) == \
+        json.loads(json.dumps(cfg.model.to_dict()))
+    assert seg101_model_cfg(cfg.genotype, crop_size=(64, 64))['data_preprocessor'][
+        'size'] == (64, 64)
 
 
 def test_invalid_genotype_in_a_config_is_reported():

@@ -8,13 +8,14 @@ from mmseg.registry import MODELS
 from seg101_mm.space import Genotype
 from seg101_mm.space.ops import NUM_STAGES
 from ..necks.enhance_neck import SEG101_INIT_CFG
+from ..ops import (DEFAULT_ACT_CFG, DEFAULT_NORM_CFG, REGNETX_400MF_CHANNELS, SqueezeExcite,
+                   resize_to)
 
 #: The authors' initialisation, except the classifier, which keeps mmseg's N(0, 0.01): with a
 #: fan-out init its logits start with a std of about sqrt(channels) and the loss near 30.
 FUSION_HEAD_INIT_CFG = SEG101_INIT_CFG + [
     dict(type='Normal', std=0.01, bias=0, override=dict(name='conv_seg'))
 ]
-from ..ops import DEFAULT_ACT_CFG, DEFAULT_NORM_CFG, SqueezeExcite, resize_to
 
 
 def _match_and_concat(feats, align_corners):
@@ -23,12 +24,24 @@ def _match_and_concat(feats, align_corners):
     return torch.cat([resize_to(f, size, align_corners) for f in feats], dim=1)
 
 
+def merge_channels(c1, c2):
+    """Output width of a layer-1 or layer-2 :class:`Merge` of inputs of ``c1`` and ``c2``
+    channels: ``floor(c1 / 2) + floor(c2 / 2)`` (docs/method.md section 3)."""
+    return c1 // 2 + c2 // 2
+
+
+def tree_channels(head, stage_channels):
+    """Widths ``(layer 1, layer 2)`` of the merges of one head over ``stage_channels``."""
+    l1 = [merge_channels(stage_channels[a], stage_channels[b]) for a, b in head.l1]
+    return l1, [merge_channels(l1[p], l1[q]) for p, q in head.l2]
+
+
 class Merge(nn.Module):
     """Fusion node: resize the smaller map to the larger, concat, 1x1 conv -> BN -> ReLU.
 
     Args:
         in_channels (tuple[int, int]): channels of the two inputs.
-        out_channels (int): floor(C1/2) + floor(C2/2) in layers 1 and 2, C1 + C2 in layer 3.
+        out_channels (int): :func:`merge_channels` in layers 1 and 2, C1 + C2 in layer 3.
     """
 
     def __init__(self, in_channels, out_channels, norm_cfg=DEFAULT_NORM_CFG,
@@ -51,11 +64,10 @@ class FusionTree(nn.Module):
         super().__init__()
         self.head = head
         cfg = dict(norm_cfg=norm_cfg, act_cfg=act_cfg, align_corners=align_corners)
-        l1_channels = [stage_channels[a] // 2 + stage_channels[b] // 2 for a, b in head.l1]
+        l1_channels, l2_channels = tree_channels(head, stage_channels)
         self.l1 = nn.ModuleList(
             Merge((stage_channels[a], stage_channels[b]), c, **cfg)
             for (a, b), c in zip(head.l1, l1_channels))
-        l2_channels = [l1_channels[p] // 2 + l1_channels[q] // 2 for p, q in head.l2]
         self.l2 = nn.ModuleList(
             Merge((l1_channels[p], l1_channels[q]), c, **cfg)
             for (p, q), c in zip(head.l2, l2_channels))
@@ -80,7 +92,11 @@ class GlobalSEHeadMerge(nn.Module):
         self.conv2 = ConvModule(channels, channels, 1, **cfg)
         self.se = SqueezeExcite(channels, se_ratio)
         self.conv3 = ConvModule(channels, channels, 3, padding=1, **cfg)
-        self.out_channels = channels
+        self.out_channels = self.output_channels(channels)
+
+    @staticmethod
+    def output_channels(channels):
+        return channels
 
     def forward(self, x):
         return self.conv3(self.se(self.conv2(self.conv1(x))))
@@ -92,20 +108,26 @@ class ConcatHeadMerge(nn.Sequential):
 
     def __init__(self, channels, norm_cfg, act_cfg):
         cfg = dict(bias=False, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        out_channels = self.output_channels(channels)
         super().__init__(
             ConvModule(channels, channels, 1, **cfg),
-            ConvModule(channels, channels // 2, 1, **cfg))
-        self.out_channels = channels // 2
+            ConvModule(channels, out_channels, 1, **cfg))
+        self.out_channels = out_channels
+
+    @staticmethod
+    def output_channels(channels):
+        return channels // 2
 
 
-def fusion_head_channels(genotype, in_channels=(32, 64, 160, 384)):
+#: The head merges of the genotype's ``hm`` choice.
+HEAD_MERGES = dict(global_se_head=GlobalSEHeadMerge, concat_head=ConcatHeadMerge)
+
+
+def fusion_head_channels(genotype, in_channels=REGNETX_400MF_CHANNELS):
     """Width of the features fed to the classifier for ``genotype``."""
     g = Genotype.parse(genotype)
-    total = 0
-    for head in g.heads:
-        l1 = [in_channels[a] // 2 + in_channels[b] // 2 for a, b in head.l1]
-        total += sum(l1[p] // 2 + l1[q] // 2 for p, q in head.l2)
-    return total if g.head_merge == 'global_se_head' else total // 2
+    merged = sum(sum(tree_channels(head, in_channels)[1]) for head in g.heads)
+    return HEAD_MERGES[g.head_merge].output_channels(merged)
 
 
 @MODELS.register_module()
@@ -121,7 +143,7 @@ class SEG101FusionHead(BaseDecodeHead):
     Args:
         genotype (str | Genotype): the architecture, in the canonical text form.
         in_channels (Sequence[int]): widths of the four neck outputs.
-            Default: (32, 64, 160, 384).
+            Default: RegNetX-400MF's (32, 64, 160, 384).
         in_index (Sequence[int]): which inputs are the four stages. Default: (0, 1, 2, 3).
         se_ratio (int): SE reduction ratio of ``global_se_head``. Default: 8.
         dropout_ratio (float): dropout before ``conv_seg``. Default: 0 (none in the paper).
@@ -129,7 +151,7 @@ class SEG101FusionHead(BaseDecodeHead):
         **kwargs: the other arguments of ``BaseDecodeHead`` (num_classes, norm_cfg, ...).
     """
 
-    def __init__(self, genotype, in_channels=(32, 64, 160, 384), in_index=(0, 1, 2, 3),
+    def __init__(self, genotype, in_channels=REGNETX_400MF_CHANNELS, in_index=(0, 1, 2, 3),
                  se_ratio=8, dropout_ratio=0.0,
                  loss_decode=dict(type='TopKPixelCrossEntropyLoss', top_k_percent=0.2,
                                   loss_weight=1.0),
@@ -153,7 +175,6 @@ class SEG101FusionHead(BaseDecodeHead):
             self.head_merge = GlobalSEHeadMerge(merged, se_ratio, norm_cfg, act_cfg)
         else:
             self.head_merge = ConcatHeadMerge(merged, norm_cfg, act_cfg)
-        assert self.head_merge.out_channels == self.channels
 
     def forward(self, inputs):
         feats = self._transform_inputs(inputs)

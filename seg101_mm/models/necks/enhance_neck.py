@@ -6,7 +6,8 @@ from mmseg.registry import MODELS
 
 from seg101_mm.space import Genotype
 from seg101_mm.space.ops import NUM_GROUPS, NUM_STAGES
-from ..ops import DEFAULT_ACT_CFG, DEFAULT_NORM_CFG, SqueezeExcite, build_op
+from ..ops import (DEFAULT_ACT_CFG, DEFAULT_NORM_CFG, REGNETX_400MF_CHANNELS, SqueezeExcite,
+                   build_op)
 
 #: Authors' initialisation: conv ~ N(0, sqrt(2 / (k*k*C_out))), BN 1/0, linear N(0, 0.01), 0.
 SEG101_INIT_CFG = [
@@ -54,7 +55,7 @@ class SEG101EnhanceNeck(BaseModule):
     Args:
         genotype (str | Genotype): the architecture, in the canonical text form.
         in_channels (Sequence[int]): channels of the four backbone stages.
-            Default: (32, 64, 160, 384), RegNetX-400MF.
+            Default: RegNetX-400MF's (32, 64, 160, 384).
         se_ratio (int): reduction ratio of every SE block. Default: 8.
         norm_cfg (dict): normalisation layers. Default: BN.
         act_cfg (dict): activation. Default: ReLU.
@@ -62,7 +63,7 @@ class SEG101EnhanceNeck(BaseModule):
         init_cfg (dict | list[dict]): the authors' initialisation by default.
     """
 
-    def __init__(self, genotype, in_channels=(32, 64, 160, 384), se_ratio=8,
+    def __init__(self, genotype, in_channels=REGNETX_400MF_CHANNELS, se_ratio=8,
                  norm_cfg=DEFAULT_NORM_CFG, act_cfg=DEFAULT_ACT_CFG, align_corners=False,
                  init_cfg=SEG101_INIT_CFG):
         super().__init__(init_cfg)
