@@ -36,6 +36,8 @@ setup(
             'onedl-mmsegmentation>=1.4.2', 'onedl-mmpretrain>=1.3.6',
         ],
         'tests': ['pytest', 'tensorboard'],
+        # SlurmLauncher(mode='sbatch') submits its batch jobs with submitit
+        'slurm': ['submitit>=1.5'],
     },
     license='Apache-2.0',
     zip_safe=False,

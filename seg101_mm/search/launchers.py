@@ -11,18 +11,24 @@ in the candidate's work_dir; a job that ends without one crashed, and a job that
   ``gpus_per_candidate`` each and ``max_concurrent`` candidates at once; on a machine without
   GPUs each candidate runs ``gpus_per_candidate`` CPU processes with the gloo backend.
 - :class:`SlurmLauncher`: one Slurm job per candidate, through ``tools/slurm_train.sh`` (srun)
-  or ``sbatch`` with a generated batch script; partition / GPUs / time options.
+  or a batch job submitted with submitit (sbatch); partition / GPUs / time options. A job that
+  Slurm ends (time limit, scancel, memory, node failure) is recorded with that cause.
 - :class:`InProcessLauncher`: builds an mmengine Runner in this process (tests, tiny runs).
 
 Subprocess launchers start every job in its own process group and report its id, so a search
-that is restarted after a kill can end the orphans of its predecessor (:func:`kill_stale`).
+that is restarted after a kill can end the orphans of its predecessor (:func:`kill_stale`);
+Slurm jobs carry a name derived from the candidate's work dir, by which they are cancelled then.
 """
+import getpass
+import hashlib
+import json
 import os
 import re
 import shlex
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,8 +116,12 @@ def first_exception(path, window: int = 1 << 20) -> Optional[str]:
     return None
 
 
-def outcome(job: Job, returncode=None, timed_out=False) -> dict:
-    """What became of ``job``, from its ``result.json``, exit code and time limit."""
+def outcome(job: Job, returncode=None, timed_out=False, ended: Optional[str] = None) -> dict:
+    """What became of ``job``, from its ``result.json``, exit code and time limit.
+
+    ``ended`` is the cause of a job that its scheduler ended (e.g. Slurm's time limit); it
+    applies when the job left no result.
+    """
     result = read_result(job.work_dir)
     if result is not None and result.get('status') == 'done':
         return dict(status='done', metrics=result.get('metrics', {}), log=job.log)
@@ -120,6 +130,8 @@ def outcome(job: Job, returncode=None, timed_out=False) -> dict:
                     log=job.log)
     if result is not None and result.get('status') == 'failed':
         return dict(status='failed', cause=str(result.get('cause', 'failed')), log=job.log)
+    if ended is not None:
+        return dict(status='failed', cause=f'{ended}; log tail: {tail(job.log)}', log=job.log)
     error = first_exception(job.log)
     if error is not None:
         return dict(status='failed', log=job.log,
@@ -235,13 +247,16 @@ def kill_stale(pid: Optional[int], config: str, work_dir: str):
     ``config`` and its ``work_dir`` (as every training command does), so that a reused pid or
     a process that only reads the config is never touched; the descendants of a matching job
     process go with it.
+
+    A Slurm job submitted for the candidate is cancelled as well (:func:`cancel_slurm_jobs`).
     """
     match = (str(config), str(work_dir))
     root = pid if pid and all(m in _cmdline(pid) for m in match) else None
-    if not job_processes(root, match=match):
-        return False
-    kill_group(root, grace=2.0, match=match)
-    return True
+    ended = False
+    if job_processes(root, match=match):
+        kill_group(root, grace=2.0, match=match)
+        ended = True
+    return cancel_slurm_jobs(work_dir) or ended
 
 
 class Launcher:
@@ -294,8 +309,11 @@ class _SubprocessLauncher(Launcher):
                 continue
             self.running.remove(job)
             self.release(job)
-            done.append((job, outcome(job, rc, timed_out)))
+            done.append((job, self._outcome(job, rc, timed_out)))
         return done
+
+    def _outcome(self, job, returncode, timed_out):
+        return outcome(job, returncode, timed_out)
 
     def release(self, job):
         pass
@@ -392,7 +410,22 @@ def _python():
 
 
 _SLURM_WORD = re.compile(r'^[A-Za-z0-9_.,:=+@/-]+$')
-_SLURM_TIME = re.compile(r'^(\d+-)?\d+(:\d{1,2}){0,2}$')
+_SLURM_TIME = re.compile(r'^(?:(\d+)-)?(\d+)(?::(\d{1,2}))?(?::(\d{1,2}))?$')
+#: Slurm job states of a job that has not ended (a preempted job may be requeued).
+SLURM_ACTIVE_STATES = frozenset({
+    'PENDING', 'CONFIGURING', 'RUNNING', 'COMPLETING', 'SUSPENDED', 'REQUEUED', 'REQUEUE_FED',
+    'REQUEUE_HOLD', 'RESIZING', 'SIGNALING', 'STAGE_OUT', 'PREEMPTED', 'RESV_DEL_HOLD'})
+#: The file in a candidate's work dir that says a Slurm job was submitted for it.
+SLURM_MARKER = 'slurm_job.json'
+# slurmstepd's line when Slurm ends a job or step, e.g.
+# "*** JOB 12 ON node1 CANCELLED AT 2026-12-02T18:31:57 DUE TO TIME LIMIT ***"
+_SLURM_END = re.compile(r'\*\*\* (?:JOB|STEP) ([0-9.]+) ON \S+ CANCELLED AT \S+'
+                        r'(?: DUE TO ([A-Z ]+?))? \*\*\*')
+_SUBMITIT_HINT = "pip install 'seg101_mm[slurm]' (or: pip install submitit)"
+
+
+class MissingDependency(ModuleNotFoundError, ValueError):
+    """An optional dependency of a launcher is not installed (a ValueError for config checks)."""
 
 
 def _check_word(name, value, pattern=_SLURM_WORD):
@@ -402,6 +435,140 @@ def _check_word(name, value, pattern=_SLURM_WORD):
     return value
 
 
+def slurm_minutes(time_limit: str) -> int:
+    """Minutes of a Slurm time limit (``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M``,
+    ``D-H:M:S``), seconds rounded up as Slurm does."""
+    m = _SLURM_TIME.match(time_limit)
+    if m is None:
+        raise ValueError(f'{time_limit!r} is not a Slurm time limit')
+    days, first, second, third = (int(g) if g else None for g in m.groups())
+    if days is not None:  # D-H[:M[:S]]
+        h, mi, s = first, second or 0, third or 0
+    elif third is not None:  # H:M:S
+        h, mi, s = first, second, third
+    else:  # M or M:S
+        h, mi, s = 0, first, second or 0
+    return (days or 0) * 1440 + h * 60 + mi + (1 if s else 0)
+
+
+def slurm_job_name(work_dir) -> str:
+    """``seg101-<candidate dir>-<hash>``: a Slurm job name that only this work dir's jobs have,
+    so that a restarted search finds the jobs of its predecessor in the queue by name."""
+    path = os.path.abspath(str(work_dir))
+    digest = hashlib.sha1(path.encode()).hexdigest()[:10]
+    return f'seg101-{os.path.basename(path)}-{digest}'
+
+
+def _slurm_run(cmd, timeout=60):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def slurm_states(job_ids: Sequence[str]) -> Optional[dict]:
+    """``{job id: state}`` from one ``squeue`` call; jobs that Slurm no longer lists (ended
+    more than ``MinJobAge`` ago) are missing. None when ``squeue`` itself failed."""
+    if not job_ids:
+        return {}
+    try:
+        out = _slurm_run(['squeue', '-h', '-t', 'all', '-j', ','.join(job_ids), '-o', '%i|%T'])
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        # every id unknown is an error for squeue; any other failure says nothing about jobs
+        return {} if 'Invalid job id' in out.stderr else None
+    states = {}
+    for line in out.stdout.splitlines():
+        jid, _, state = line.strip().partition('|')
+        if jid:
+            states[jid] = state.split()[0] if state else ''
+    return states
+
+
+def slurm_end_reason(*logs) -> Optional[Tuple[str, str]]:
+    """``(job or step id, reason)`` of slurmstepd's "CANCELLED AT" line in ``logs``; reason
+    is e.g. ``'TIME LIMIT'``, ``'PREEMPTION'`` or ``''`` (scancel)."""
+    for log in logs:
+        try:
+            with open(log, 'rb') as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - (1 << 20)))
+                text = fh.read().decode(errors='replace')
+        except OSError:
+            continue
+        found = _SLURM_END.findall(text)
+        if found:
+            return found[-1][0], found[-1][1] or ''
+    return None
+
+
+def cancel_slurm_jobs(work_dir, wait: float = 30.0) -> bool:
+    """Cancel this user's Slurm jobs of a candidate ``work_dir`` (found by their job name),
+    if a Slurm job was ever submitted for it, and wait until they have ended.
+
+    Returns whether there was a job to cancel. Raises RuntimeError when Slurm cannot be asked:
+    a restarted search must not train a candidate whose old job may still run.
+    """
+    if not (Path(work_dir) / SLURM_MARKER).exists():
+        return False
+    name = slurm_job_name(work_dir)
+    user = getpass.getuser()
+
+    def active():
+        try:
+            out = _slurm_run(['squeue', '-h', '-u', user, '-n', name, '-o', '%i|%T'])
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise RuntimeError(f'cannot look for the Slurm jobs of {work_dir} (job name '
+                               f'{name}): squeue: {e}') from None
+        if out.returncode != 0:
+            raise RuntimeError(f'cannot look for the Slurm jobs of {work_dir} (job name '
+                               f'{name}): squeue exited with {out.returncode}: '
+                               f'{out.stderr.strip()}')
+        jobs = [line.split('|') for line in out.stdout.split()]
+        return [j for j, state in jobs if state in SLURM_ACTIVE_STATES]
+
+    jobs = active()
+    if not jobs:
+        return False
+    _slurm_run(['scancel'] + jobs)
+    end = time.time() + wait
+    while active() and time.time() < end:
+        time.sleep(0.5)
+    return True
+
+
+def _slurm_training_task(cmd, log, cwd, env, ignore_usr2):
+    """Runs in every task of a Slurm job (called by submitit there): the training command,
+    its output appended to the candidate's log. Pickled by value, so that the job's Python
+    imports neither this package nor mmseg before the training does."""
+    import os
+    import signal
+    import subprocess
+    if ignore_usr2:
+        # no time limit known to submitit: its warning handler cannot judge a USR2, and the
+        # job ends at its limit (state TIMEOUT) instead
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    with open(log, 'ab') as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=dict(os.environ, **env), stdout=out,
+                                stderr=subprocess.STDOUT)
+        try:
+            code = proc.wait()
+        finally:  # submitit's time-limit handler raises here: the training ends with the job
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if code != 0:
+        raise ChildProcessError(f'training exited with code {code}')
+    return code
+
+
+def _submitit():
+    try:
+        import submitit
+    except ImportError:
+        raise MissingDependency(f"SlurmLauncher mode='sbatch' needs submitit, which is not "
+                                f"installed; install it with {_SUBMITIT_HINT}") from None
+    return submitit
+
+
 @register_launcher
 class SlurmLauncher(_SubprocessLauncher):
     """One Slurm job per candidate.
@@ -409,14 +576,18 @@ class SlurmLauncher(_SubprocessLauncher):
     Args:
         partition (str): Slurm partition.
         gpus_per_candidate (int): GPUs (tasks) per candidate.
-        gpus_per_node (int): Upper bound of GPUs per node.
+        gpus_per_node (int): Upper bound of GPUs per node; 0: CPU nodes, no GPU request and
+            one task per candidate (trained without a process group).
         cpus_per_task (int): CPUs per task.
-        time (str, optional): Slurm time limit, e.g. ``'02:00:00'`` or ``'1-00:00:00'``.
+        time (str, optional): Slurm time limit, e.g. ``'02:00:00'`` or ``'1-00:00:00'``; None:
+            the partition's default.
         max_concurrent (int): Candidates submitted at once.
         mode (str): ``'srun'`` runs ``tools/slurm_train.sh`` (a blocking srun per candidate);
-            ``'sbatch'`` submits a generated batch script and polls ``squeue``.
+            ``'sbatch'`` submits a batch job through submitit (``pip install
+            seg101_mm[slurm]``) and polls its state.
         srun_args (list[str]): Extra srun options (checked words only).
         script (str): Script of the srun mode.
+        python (str, optional): Interpreter of the training (default: this one).
     """
 
     def __init__(self, partition: str, gpus_per_candidate: int = 1, gpus_per_node: int = 8,
@@ -428,12 +599,22 @@ class SlurmLauncher(_SubprocessLauncher):
         if time is not None:
             _check_word('time', time, _SLURM_TIME)
         self.time = time
-        for name, v in dict(gpus_per_candidate=gpus_per_candidate, gpus_per_node=gpus_per_node,
-                            cpus_per_task=cpus_per_task, max_concurrent=max_concurrent).items():
+        for name, v in dict(gpus_per_candidate=gpus_per_candidate, cpus_per_task=cpus_per_task,
+                            max_concurrent=max_concurrent).items():
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f'{name} must be a positive int, got {v!r}')
+        if not isinstance(gpus_per_node, int) or isinstance(gpus_per_node, bool) or \
+                gpus_per_node < 0:
+            raise ValueError(f'gpus_per_node must be a positive int, or 0 for CPU nodes, got '
+                             f'{gpus_per_node!r}')
+        if gpus_per_node == 0 and gpus_per_candidate != 1:
+            # tools/train.py's slurm launcher sets a CUDA device per task
+            raise ValueError(f'gpus_per_node=0 (CPU nodes) trains one task per candidate, got '
+                             f'gpus_per_candidate={gpus_per_candidate}; expected 1')
         if mode not in ('srun', 'sbatch'):
             raise ValueError(f"mode must be 'srun' or 'sbatch', got {mode!r}")
+        if mode == 'sbatch':
+            _submitit()
         self.gpus_per_candidate = gpus_per_candidate
         self.gpus_per_node = min(gpus_per_node, gpus_per_candidate)
         self.cpus_per_task = cpus_per_task
@@ -453,7 +634,10 @@ class SlurmLauncher(_SubprocessLauncher):
         return opts
 
     def submit(self, job):
-        name = f'seg101-c{job.cid}'
+        name = slurm_job_name(job.work_dir)
+        Path(job.work_dir).mkdir(parents=True, exist_ok=True)
+        marker = Path(job.work_dir) / SLURM_MARKER
+        marker.write_text(json.dumps(dict(name=name, mode=self.mode)) + '\n')
         if self.mode == 'srun':
             env = dict(os.environ, GPUS=str(self.gpus_per_candidate),
                        GPUS_PER_NODE=str(self.gpus_per_node),
@@ -461,73 +645,127 @@ class SlurmLauncher(_SubprocessLauncher):
                        SRUN_ARGS=' '.join(self._srun_options()), PYTHON=self.python)
             cmd = ['bash', self.script, self.partition, name, job.config, job.work_dir]
             return self._popen(job, cmd, env)
-        return self._sbatch(job, name)
+        return self._sbatch(job, name, marker)
 
-    def batch_script(self, job, name) -> str:
-        """The sbatch script of ``job``: every value is a checked word or a quoted path."""
-        q = shlex.quote
-        lines = [
-            '#!/usr/bin/env bash',
-            f'#SBATCH --partition={self.partition}',
-            f'#SBATCH --job-name={name}',
-            f'#SBATCH --gres=gpu:{self.gpus_per_node}',
-            f'#SBATCH --ntasks={self.gpus_per_candidate}',
-            f'#SBATCH --ntasks-per-node={self.gpus_per_node}',
-            f'#SBATCH --cpus-per-task={self.cpus_per_task}',
-            f'#SBATCH --output={q(job.log)}',
-        ]
-        if self.time:
-            lines.append(f'#SBATCH --time={self.time}')
-        lines += [
-            'set -euo pipefail',
-            f'cd {q(str(REPO_ROOT))}',
-            f'export PYTHONPATH={q(str(REPO_ROOT))}:${{PYTHONPATH:-}}',
-            ' '.join(['srun', '--kill-on-bad-exit=1'] + self.srun_args + [
-                q(self.python), '-u', q(str(REPO_ROOT / 'tools' / 'train.py')), q(job.config),
-                f'--work-dir={q(job.work_dir)}', '--launcher=slurm'
-            ]),
-        ]
-        return '\n'.join(lines) + '\n'
+    # ------------------------------------------------------------------ sbatch (submitit)
+    def executor(self, job, name):
+        """The submitit executor of ``job``: its files go to ``<work_dir>/slurm``."""
+        submitit = _submitit()
+        ex = submitit.SlurmExecutor(folder=str(Path(job.work_dir) / 'slurm'),
+                                    python=shlex.quote(self.python))
+        tasks = self.gpus_per_candidate
+        per_node = self.gpus_per_node or 1
+        params = dict(partition=self.partition, job_name=name, nodes=-(-tasks // per_node),
+                      ntasks_per_node=per_node, cpus_per_task=self.cpus_per_task,
+                      time=slurm_minutes(self.time) if self.time else None, wckey=None,
+                      stderr_to_stdout=True, srun_args=['--kill-on-bad-exit=1'] + self.srun_args,
+                      additional_parameters=dict(ntasks=tasks))
+        if self.gpus_per_node:
+            params['gres'] = f'gpu:{self.gpus_per_node}'
+        ex.update_parameters(**params)
+        return ex
 
-    def _sbatch(self, job, name):
-        path = Path(job.work_dir) / 'slurm_job.sh'
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.batch_script(job, name))
-        out = subprocess.run(['sbatch', '--parsable', str(path)], capture_output=True,
-                             text=True, cwd=str(REPO_ROOT))
-        if out.returncode != 0:
-            raise RuntimeError(f'sbatch failed with exit code {out.returncode}: '
-                               f'{out.stderr.strip()}')
-        job_id = out.stdout.strip().split(';')[0]
-        if not job_id.isdigit():
-            raise RuntimeError(f'sbatch --parsable printed {out.stdout!r}, expected a job id')
-        job.handle = job_id
+    def _sbatch(self, job, name, marker):
+        import cloudpickle
+        launcher = 'slurm' if self.gpus_per_node else 'none'
+        cmd = [self.python, '-u', str(REPO_ROOT / 'tools' / 'train.py'), job.config,
+               f'--work-dir={job.work_dir}', f'--launcher={launcher}']
+        env = dict(PYTHONPATH=os.pathsep.join([str(REPO_ROOT)] + [
+            p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
+        Path(job.log).parent.mkdir(parents=True, exist_ok=True)
+        module = sys.modules[__name__]
+        cloudpickle.register_pickle_by_value(module)
+        try:
+            handle = self.executor(job, name).submit(_slurm_training_task, cmd, job.log,
+                                                     str(REPO_ROOT), env, self.time is None)
+        except Exception as e:  # noqa: BLE001  sbatch's refusal, as one message
+            raise RuntimeError(f'sbatch of candidate {job.cid} failed: {e}') from None
+        finally:
+            cloudpickle.unregister_pickle_by_value(module)
+        job.handle = handle
         job.started = time.time()
         self.running.append(job)
-        return dict(slurm_job=int(job_id))
+        marker.write_text(json.dumps(dict(name=name, mode=self.mode,
+                                          job_id=int(handle.job_id))) + '\n')
+        return dict(slurm_job=int(handle.job_id))
+
+    def _batch_state(self, job, states) -> Optional[str]:
+        """The job's state: squeue's, else (ended long ago) sacct's through submitit; None
+        when Slurm keeps no record of it any more."""
+        state = states.get(job.handle.job_id)
+        if state:
+            return state
+        try:
+            state = job.handle.state.split()[0].upper()  # sacct; UNKNOWN without accounting
+        except Exception:  # noqa: BLE001  no accounting storage, no record
+            return None
+        return None if state == 'UNKNOWN' else state
+
+    def _submitit_error(self, job) -> Optional[str]:
+        """The error submitit recorded for the job's first task (a traceback), if any."""
+        try:
+            from submitit.core.utils import pickle_load
+            path = job.handle.paths.result_pickle
+            if not path.exists():
+                return None
+            kind, value = pickle_load(path)
+        except Exception:  # noqa: BLE001  unreadable: the job died while writing it
+            return None
+        return str(value) if kind == 'error' else None
+
+    def slurm_cause(self, job, state: Optional[str]) -> Optional[str]:
+        """Why Slurm ended ``job`` (time limit, scancel, memory, node), or None."""
+        logs = [job.log]
+        if self.mode == 'sbatch':
+            logs.append(job.handle.paths.stdout)
+        end = slurm_end_reason(*logs)
+        jid = job.handle.job_id if self.mode == 'sbatch' else (end[0].split('.')[0]
+                                                               if end else '?')
+        error = self._submitit_error(job) if self.mode == 'sbatch' else None
+        limit = self.time or "the partition's"
+        if state == 'TIMEOUT' or (end and end[1] == 'TIME LIMIT') or \
+                (error and 'timed-out' in error):
+            return f'timeout: Slurm time limit {limit} reached (job {jid})'
+        if state == 'OUT_OF_MEMORY':
+            return f'crashed: Slurm job {jid} ran out of memory (OUT_OF_MEMORY)'
+        if state in ('NODE_FAIL', 'BOOT_FAIL', 'DEADLINE', 'PREEMPTED') or \
+                (end and end[1] and state != 'CANCELLED'):
+            why = state or f'cancelled due to {end[1].lower()}'
+            return f'crashed: Slurm job {jid} ended {why}'
+        if state == 'CANCELLED' or end:
+            return f'cancelled: Slurm job {jid} was cancelled (scancel or an administrator)'
+        return None
+
+    def _outcome(self, job, returncode, timed_out, state=None):
+        result = outcome(job, returncode, timed_out, ended=self.slurm_cause(job, state))
+        return result
 
     def poll(self):
         if self.mode == 'srun':
             return super().poll()
+        states = slurm_states([job.handle.job_id for job in self.running])
+        if states is None:  # squeue failed this time: ask again at the next poll
+            return []
         done = []
         for job in list(self.running):
-            q = subprocess.run(['squeue', '-h', '-j', job.handle, '-o', '%T'],
-                               capture_output=True, text=True)
-            state = q.stdout.strip()
+            state = self._batch_state(job, states)
             timed_out = (job.timeout is not None and time.time() - job.started > job.timeout)
-            if state and not timed_out:
+            if state in SLURM_ACTIVE_STATES and not timed_out:
                 continue
-            if state and timed_out:
-                subprocess.run(['scancel', job.handle], capture_output=True)
+            if state in SLURM_ACTIVE_STATES:
+                job.handle.cancel(check=False)
             self.running.remove(job)
-            done.append((job, outcome(job, None if state else 'slurm job ended', timed_out)))
+            error = self._submitit_error(job) or ''
+            code = re.search(r'training exited with code (-?\d+)', error)
+            rc = int(code.group(1)) if code else f'unknown (Slurm state {state or "gone"})'
+            done.append((job, self._outcome(job, rc, timed_out, state)))
         return done
 
     def shutdown(self):
         if self.mode == 'srun':
             return super().shutdown()
         for job in self.running:
-            subprocess.run(['scancel', job.handle], capture_output=True)
+            job.handle.cancel(check=False)
         self.running = []
 
 

@@ -1,4 +1,5 @@
-"""Launchers with a fake trainer, fake Slurm commands on PATH, and the result hook."""
+"""Launchers with a fake trainer, fake Slurm commands on PATH (for what the CPU test cluster of
+test_slurm_cluster.py cannot check), and the result hook."""
 import json
 import math
 import os
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from seg101_mm.search.launchers import (Job, LocalLauncher, SlurmLauncher, build_launcher,
-                                        kill_stale)
+                                        kill_stale, slurm_job_name, slurm_minutes)
 from seg101_mm.search.result_hook import CandidateFailed, SearchResultHook, read_result
 
 
@@ -95,35 +96,69 @@ echo '{"status": "done", "metrics": {"mIoU": 61.5}}' > "$wd/result.json"
 '''
 
 
+# The CPU-only test cluster of test_slurm_cluster.py cannot check GPU requests, multi-node
+# jobs or a missing submitit; fake Slurm commands can.
 @pytest.mark.parametrize('mode', ['srun', 'sbatch'])
-def test_slurm_launcher_with_fake_slurm(tmp_path, monkeypatch, mode):
+def test_slurm_launcher_gpu_requests_with_fake_slurm(tmp_path, monkeypatch, mode):
+    if mode == 'sbatch':
+        pytest.importorskip('submitit', reason="the sbatch mode needs submitit "
+                            "(pip install 'seg101_mm[slurm]')")
     fake_bin(tmp_path, 'srun', SRUN)
     fake_bin(tmp_path, 'sbatch', 'echo "sbatch $@" >> "$FAKE_SLURM_LOG"\n'
-             'bash "${@: -1}" > /dev/null\necho 4242\n')
-    fake_bin(tmp_path, 'squeue', 'echo "squeue $@" >> "$FAKE_SLURM_LOG"\n')
+             'echo "Submitted batch job 4242"\n')
+    fake_bin(tmp_path, 'squeue', 'echo "squeue $@" >> "$FAKE_SLURM_LOG"\necho "4242|COMPLETED"\n')
     monkeypatch.setenv('PATH', f'{tmp_path / "bin"}:{os.environ["PATH"]}')
     monkeypatch.setenv('FAKE_SLURM_LOG', str(tmp_path / 'slurm.log'))
     launcher = SlurmLauncher(partition='gpu-a100', gpus_per_candidate=2, time='01:30:00',
                              mode=mode, srun_args=['--qos=normal'])
     job = write_candidate(tmp_path, 5)
+    name = slurm_job_name(job.work_dir)
+    assert name.startswith('seg101-0005-') and name != slurm_job_name(tmp_path / 'x' / '0005')
     info = launcher.submit(job)
+    if mode == 'sbatch':  # the fake batch job does not run: its result is written here
+        (Path(job.work_dir) / 'result.json').write_text('{"status": "done", "metrics": '
+                                                        '{"mIoU": 61.5}}')
     out = drain(launcher, [])
     assert out[5] == dict(status='done', metrics={'mIoU': 61.5}, log=job.log)
     calls = (tmp_path / 'slurm.log').read_text()
-    assert '--qos=normal' in calls and '--launcher=slurm' in calls
     if mode == 'srun':
-        assert '--time=01:30:00' in calls
-        assert '-p gpu-a100 --job-name=seg101-c5 --gres=gpu:2 --ntasks=2' in calls
-        assert 'pid' in info
-    else:
-        script = (Path(job.work_dir) / 'slurm_job.sh').read_text()
-        assert '#SBATCH --partition=gpu-a100' in script and '#SBATCH --gres=gpu:2' in script
-        assert '#SBATCH --time=01:30:00' in script
-        assert info == dict(slurm_job=4242) and 'squeue -h -j 4242' in calls
+        assert '--qos=normal' in calls and '--time=01:30:00' in calls
+        assert (f'-p gpu-a100 --job-name={name} --gres=gpu:2 --ntasks=2 --ntasks-per-node=2 '
+                f'--cpus-per-task=5 --kill-on-bad-exit=1') in calls
+        assert '--launcher=slurm' in calls and 'pid' in info
+        return
+    assert info == dict(slurm_job=4242) and 'squeue -h -t all -j 4242 -o %i|%T' in calls
+    script = next((Path(job.work_dir) / 'slurm').glob('*_submission.sh')).read_text()
+    for line in ('--partition=gpu-a100', f'--job-name={name}', '--gres=gpu:2', '--nodes=1',
+                 '--ntasks=2', '--ntasks-per-node=2', '--cpus-per-task=5', '--time=90'):
+        assert f'#SBATCH {line}\n' in script
+    assert '--kill-on-bad-exit=1 --qos=normal' in script
+    big = SlurmLauncher(partition='gpu', gpus_per_candidate=16, gpus_per_node=8, mode='sbatch')
+    job = write_candidate(tmp_path, 6)
+    big.submit(job)
+    script = next((Path(job.work_dir) / 'slurm').glob('*_submission.sh')).read_text()
+    for line in ('--gres=gpu:8', '--nodes=2', '--ntasks=16', '--ntasks-per-node=8'):
+        assert f'#SBATCH {line}\n' in script
+    assert '--time' not in script  # no limit given: the partition's
+
+
+def test_slurm_launcher_options_are_checked(monkeypatch):
     with pytest.raises(ValueError, match="slurm option partition='gpu; rm -rf /'"):
         SlurmLauncher(partition='gpu; rm -rf /')
     with pytest.raises(ValueError, match="slurm option time='tomorrow'"):
         SlurmLauncher(partition='gpu', time='tomorrow')
+    with pytest.raises(ValueError, match='gpus_per_node=0 .CPU nodes. trains one task per '
+                       'candidate, got gpus_per_candidate=2; expected 1'):
+        SlurmLauncher(partition='cpu', gpus_per_node=0, gpus_per_candidate=2)
+    assert [slurm_minutes(t) for t in ('90', '0:30', '01:30:00', '1-00:00:00', '2-3',
+                                       '1-0:0:1')] == [90, 1, 90, 1440, 3060, 1441]
+    monkeypatch.setitem(sys.modules, 'submitit', None)  # not installed
+    with pytest.raises(ValueError) as e:
+        SlurmLauncher(partition='gpu', mode='sbatch')
+    assert str(e.value) == ("SlurmLauncher mode='sbatch' needs submitit, which is not "
+                            "installed; install it with pip install 'seg101_mm[slurm]' (or: "
+                            "pip install submitit)")
+    assert SlurmLauncher(partition='gpu').mode == 'srun'  # the srun mode does not need it
 
 
 def test_result_hook_nan_timeout_and_success(tmp_path):
