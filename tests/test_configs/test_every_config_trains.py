@@ -111,6 +111,8 @@ def cpu_test_options(cfg, data_root, run_name) -> list:
     if i is not None:
         opts.append(f'train_dataloader.dataset.pipeline.{i}.scales=[{crop},(96,96)]')
     if cfg.get('val_dataloader'):
+        if cfg.val_dataloader.dataset.get('indices') is not None:  # a fixed val subset
+            opts.append('val_dataloader.dataset.indices=None')
         i = _index(cfg.val_dataloader.dataset.pipeline, 'Resize')
         if i is not None:
             opts.append(f'val_dataloader.dataset.pipeline.{i}.scale={crop}')

@@ -26,3 +26,27 @@ def test_search_configs(repo_root, name, monkeypatch):
     assert full.train_cfg.max_iters == 201900 and full.train_dataloader.batch_size == 2
     monkeypatch.chdir(repo_root)  # template paths are relative to the repository root
     check_search_config(cfg.to_dict())  # the whole search config passes the pre-start check
+
+
+def test_real_tile_search_config(repo_root, monkeypatch, tmp_path):
+    name = 'npenas-np_seg101-regnetx400mf_cpu-150it_mass-roads-256x256.py'
+    cfg = Config.fromfile(str(repo_root / 'configs' / 'search' / name)).train_cfg
+    assert cfg.budget == 16 and cfg.launcher.max_concurrent == 2
+    assert cfg.launcher.threads_per_process == 1
+    template = load_template(str(repo_root / cfg.candidate.template))
+    assert template['train_cfg']['max_iters'] == template['train_cfg']['val_interval'] == 150
+    assert [s['end'] for s in template['param_scheduler']] == [15, 150]
+    # every candidate starts from the in-house backbone; only neck and head differ
+    init = template['model']['backbone']['init_cfg']
+    assert init['type'] == 'Pretrained' and init['prefix'] == 'backbone.'
+    assert init['checkpoint'].startswith('~/.cache/seg101_mm/')
+    # cheap, fixed validation: four tiles of each of the five val images
+    assert template['val_dataloader']['dataset']['indices'] == list(range(0, 80, 4))
+    assert template['default_hooks']['checkpoint'] is None
+    # the given data_root must exist: check it against a stand-in folder
+    data = tmp_path / 'data' / 'mass_roads'
+    data.mkdir(parents=True)
+    monkeypatch.chdir(repo_root)
+    conf = cfg.to_dict()
+    conf['candidate']['data_root'] = str(data)
+    check_search_config(conf)

@@ -1,0 +1,45 @@
+# NPENAS-NP on real Massachusetts tiles on a CPU: 16 candidates of SEG101 on RegNetX-400MF,
+# 8 random then 2 predictor-guided rounds of 4, each trained by tools/dist_train.sh (gloo, one
+# process of one thread, two candidates at once) with the 150-iteration real-tile template:
+# the CPU protocol from a backbone trained in-house once, about 4 minutes per candidate.
+# Before the search: convert the tiles and train the shared backbone (docs/datasets.md,
+# 'The CPU protocol'):
+#   python tools/dataset_converters/mass_roads.py SRC -o data/mass_roads --nproc 2
+#   python tools/pretrain_backbone.py \
+#       configs/seg101/seg101_regnetx400mf_1xb4-cpu-2k_mass-roads-256x256.py \
+#       --data-root data/mass_roads --seed 0 \
+#       --out ~/.cache/seg101_mm/regnetx400mf_mass-roads-cpu-2k_seed0.pth
+# then
+#   python tools/search.py THIS_CONFIG --work-dir work_dirs/search_mass_roads
+default_scope = 'mmseg'
+custom_imports = dict(imports=['seg101_mm'], allow_failed_imports=False)
+
+train_cfg = dict(
+    type='NPENASSearchLoop',
+    strategy=dict(type='NPENASNP', num_init=8, top_k=4),  # paper: 10 and 10
+    budget=16,  # paper: 200
+    seed=0,
+    launcher=dict(
+        type='LocalLauncher', gpus_per_candidate=1, max_concurrent=2, threads_per_process=1),
+    candidate=dict(
+        template='configs/search/candidates/'
+        'seg101_regnetx400mf-inhouse_1xb4-cpu-150it_mass-roads-256x256.py',
+        data_root='data/mass_roads'),
+    export=dict(
+        template='configs/search/full/seg101_regnetx400mf_2xb2-100e_mass-roads-512x512.py'),
+    max_failures=5,
+    candidate_timeout=1800,
+    poll_interval=2.0)
+
+# mmengine's Runner needs a model, an optimiser and a train dataloader to enter train(); the
+# search trains its candidates in their own jobs, so these are placeholders that never run.
+model = dict(type='SearchController')
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.0))
+train_dataloader = dict()
+
+default_hooks = dict(
+    runtime_info=None, timer=None, logger=None, param_scheduler=None, checkpoint=None,
+    sampler_seed=None)
+env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
+log_level = 'INFO'
+randomness = dict(seed=0)
