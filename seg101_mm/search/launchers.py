@@ -722,23 +722,26 @@ class SlurmLauncher(_SubprocessLauncher):
         jid = job.handle.job_id if self.mode == 'sbatch' else (end[0].split('.')[0]
                                                                if end else '?')
         error = self._submitit_error(job) if self.mode == 'sbatch' else None
-        limit = self.time or "the partition's"
         if state == 'TIMEOUT' or (end and end[1] == 'TIME LIMIT') or \
                 (error and 'timed-out' in error):
-            return f'timeout: Slurm time limit {limit} reached (job {jid})'
+            limit = f'Slurm time limit {self.time}' if self.time else \
+                "the partition's Slurm time limit"
+            return f'timeout: {limit} reached (job {jid})'
         if state == 'OUT_OF_MEMORY':
             return f'crashed: Slurm job {jid} ran out of memory (OUT_OF_MEMORY)'
-        if state in ('NODE_FAIL', 'BOOT_FAIL', 'DEADLINE', 'PREEMPTED') or \
-                (end and end[1] and state != 'CANCELLED'):
-            why = state or f'cancelled due to {end[1].lower()}'
-            return f'crashed: Slurm job {jid} ended {why}'
-        if state == 'CANCELLED' or end:
+        ended = ('NODE_FAIL', 'BOOT_FAIL', 'DEADLINE', 'PREEMPTED')
+        if state in ended:
+            return f'crashed: Slurm job {jid} ended {state}'
+        if end and end[1] and state != 'CANCELLED':  # e.g. DUE TO PREEMPTION, NODE FAILURE
+            return f'crashed: Slurm job {jid} was cancelled due to {end[1].lower()}'
+        # slurmstepd also reports the steps that srun's --kill-on-bad-exit ends after a task
+        # crashed: without Slurm's word for it, a traceback in the log is the better cause
+        if state == 'CANCELLED' or (end and state is None and first_exception(job.log) is None):
             return f'cancelled: Slurm job {jid} was cancelled (scancel or an administrator)'
         return None
 
     def _outcome(self, job, returncode, timed_out, state=None):
-        result = outcome(job, returncode, timed_out, ended=self.slurm_cause(job, state))
-        return result
+        return outcome(job, returncode, timed_out, ended=self.slurm_cause(job, state))
 
     def poll(self):
         if self.mode == 'srun':
