@@ -127,7 +127,7 @@ chmod 700 "$dir" "$dir/munge"
 
 user=$(id -un)
 host=$(hostname -s)
-cpus=$(nproc)
+cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # nproc obeys OMP_NUM_THREADS
 mem_mb=$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.9}' /proc/meminfo)
 partition=${SEG101_SLURM_PARTITION:-seg101}
 ctld_port=$(free_port "${SEG101_SLURM_PORT:-16817}")

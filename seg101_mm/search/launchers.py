@@ -248,15 +248,16 @@ def kill_stale(pid: Optional[int], config: str, work_dir: str):
     a process that only reads the config is never touched; the descendants of a matching job
     process go with it.
 
-    A Slurm job submitted for the candidate is cancelled as well (:func:`cancel_slurm_jobs`).
+    A Slurm job submitted for the candidate is cancelled first (:func:`cancel_slurm_jobs`).
     """
+    # Slurm first: it ends the job on every node, the processes here are what may be left
+    cancelled = cancel_slurm_jobs(work_dir)
     match = (str(config), str(work_dir))
     root = pid if pid and all(m in _cmdline(pid) for m in match) else None
-    ended = False
-    if job_processes(root, match=match):
-        kill_group(root, grace=2.0, match=match)
-        ended = True
-    return cancel_slurm_jobs(work_dir) or ended
+    if not job_processes(root, match=match):
+        return cancelled
+    kill_group(root, grace=2.0, match=match)
+    return True
 
 
 class Launcher:

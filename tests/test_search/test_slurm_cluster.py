@@ -279,10 +279,13 @@ def test_real_training_through_sbatch(slurm_cluster, tmp_path, search_config, mo
     assert job_of(rec['work_dir'])[1] == 'COMPLETED'
 
 
+@pytest.mark.parametrize('mode', ['srun', 'sbatch'])
 def test_kill_9_then_resume_cancels_orphaned_jobs(slurm_cluster, tmp_path, search_config,
-                                                  fake_env, submitit):
+                                                  fake_env, request, mode):
+    if mode == 'sbatch':
+        request.getfixturevalue('submitit')
     fake_env(**{'1': 'hang'})
-    cfg = search_config(tmp_path / 's.py', launcher(slurm_cluster, mode='sbatch',
+    cfg = search_config(tmp_path / 's.py', launcher(slurm_cluster, mode=mode,
                                                     max_concurrent=1),
                         budget=4, num_init=2, top_k=2, poll=0.1)
     wd = tmp_path / 'wd'
@@ -316,8 +319,10 @@ def test_kill_9_then_resume_cancels_orphaned_jobs(slurm_cluster, tmp_path, searc
     assert after[0]['started_at'] == before[0]['started_at'] and after[0]['attempts'] == 1
     assert after[1]['attempts'] == 2
     states = dict((int(j), s) for j, _, s in squeue('-n', slurm_job_name(after[1]['work_dir'])))
-    assert states == {orphan[0]: 'CANCELLED', max(states): 'COMPLETED'}
     assert max(states) > orphan[0]
+    assert states == {orphan[0]: 'CANCELLED', max(states): 'COMPLETED'}
+    if mode == 'srun':  # the orphaned srun, a process on this machine, has ended too
+        assert not _running(before[1]['pid'])
 
 
 def test_slurm_time_limit_ends_the_job(time_limited_job):
