@@ -15,9 +15,15 @@ ignore index (docs/method.md section 9). The rules, shared by both datasets:
 - no-data pixels (by default pure white, ``NODATA_RGB``) can have their labels replaced by the
   ignore index (``ignore_nodata``), so a model is neither trained nor scored on blank areas;
   every report gives the share of no-data pixels in the source images it read.
+
+The command line the converters share (source, output root, tile size, worker processes,
+overwrite, the error line) and the conversion of one split are :func:`converter_parser`,
+:func:`parse_converter_args`, :func:`convert_split` and :func:`converter_main`.
 """
+import argparse
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -350,3 +356,64 @@ def run_jobs(jobs: Sequence[TileJob], nproc: int = 1) -> TileReport:
     for r in reports:
         total.add(r)
     return total
+
+
+def converter_parser(description: str, src_help: str, out_dir: str,
+                     tile_help: str = 'tile side in pixels') -> argparse.ArgumentParser:
+    """The arguments every converter starts with: ``src``, ``-o/--out-dir`` and
+    ``--tile-size``; :func:`parse_converter_args` adds ``--nproc`` and ``--overwrite``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('src', help=src_help)
+    parser.add_argument('-o', '--out-dir', default=out_dir, help='output root')
+    parser.add_argument('--tile-size', type=int, default=512, help=tile_help)
+    return parser
+
+
+def parse_converter_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Add ``--nproc`` and ``--overwrite``, parse ``argv`` and check the shared values."""
+    parser.add_argument('--nproc', type=int, default=1, help='worker processes')
+    parser.add_argument('--overwrite', action='store_true', help='rewrite existing tiles')
+    args = parser.parse_args(argv)
+    if args.tile_size <= 0:
+        parser.error(f'--tile-size must be positive, got {args.tile_size}')
+    if args.nproc < 1:
+        parser.error(f'--nproc must be >= 1, got {args.nproc}')
+    return args
+
+
+def convert_split(split: str, img_dir: Path, mask_dir: Path, out_dir: Path, settings: dict,
+                  overwrite: bool, nproc: int, **job_options) -> Tuple[TileReport, Path]:
+    """Tile every image/mask pair of ``img_dir`` and ``mask_dir`` into ``split`` of
+    ``out_dir``, refusing settings other than those the split was converted with.
+
+    Args:
+        settings (dict): What the written tiles depend on (:func:`check_settings`).
+        **job_options: The :class:`TileJob` fields other than the paths and ``overwrite``.
+
+    Returns:
+        tuple[TileReport, Path]: The split's report and its image folder.
+    """
+    pairs = pair_files(img_dir, mask_dir)
+    img_out = Path(out_dir) / 'img_dir' / split
+    ann_out = Path(out_dir) / 'ann_dir' / split
+    img_out.mkdir(parents=True, exist_ok=True)
+    ann_out.mkdir(parents=True, exist_ok=True)
+    check_settings(out_dir, split, settings, overwrite)
+    jobs = [
+        TileJob(stem=stem, img_path=img, mask_path=mask, img_out=img_out, ann_out=ann_out,
+                overwrite=overwrite, **job_options) for stem, img, mask in pairs
+    ]
+    print(f'{split}: {len(jobs)} images from {Path(img_dir).parent}')
+    report = run_jobs(jobs, nproc)
+    record_settings(out_dir, split, settings)
+    return report, img_out
+
+
+def converter_main(parse_args, convert, argv=None):
+    """Run a converter's ``convert(parse_args(argv))``; a :class:`ConversionError` is one
+    ``error: ...`` line and exit status 1."""
+    args = parse_args(argv)
+    try:
+        convert(args)
+    except ConversionError as e:
+        sys.exit(f'error: {e}')

@@ -62,6 +62,18 @@ def _check_file(key, path):
     return path
 
 
+def _check_template_section(key, section, allowed, expected):
+    """A ``train_cfg`` dict naming a ``template`` file, with options among ``allowed``;
+    returns the template's path."""
+    if not isinstance(section, dict) or 'template' not in section:
+        raise _bad(key, section, expected)
+    unknown = sorted(set(section) - set(allowed))
+    if unknown:
+        raise SearchConfigError(f'train_cfg.{key} has unknown options {unknown}; expected '
+                                f'some of {list(allowed)}')
+    return _check_file(f'{key}.template', section['template'])
+
+
 def check_search_config(train_cfg: dict):
     """Raise :class:`SearchConfigError` for the first bad value of a search's ``train_cfg``.
 
@@ -97,13 +109,8 @@ def check_search_config(train_cfg: dict):
             raise _bad(k, get(k), 'True or False')
 
     cand = get('candidate')
-    if not isinstance(cand, dict) or 'template' not in cand:
-        raise _bad('candidate', cand, 'a dict with a "template" config path')
-    unknown = sorted(set(cand) - set(CANDIDATE_KEYS))
-    if unknown:
-        raise SearchConfigError(f'train_cfg.candidate has unknown options {unknown}; expected '
-                                f'some of {list(CANDIDATE_KEYS)}')
-    template = _check_file('candidate.template', cand['template'])
+    template = _check_template_section('candidate', cand, CANDIDATE_KEYS,
+                                       'a dict with a "template" config path')
     iters = cand.get('iters')
     if iters is not None and (not _is_int(iters) or iters < 1):
         raise _bad('candidate.iters', iters, 'None or a positive int (training iterations)')
@@ -133,13 +140,8 @@ def check_search_config(train_cfg: dict):
 
     export = get('export')
     if export is not None:
-        if not isinstance(export, dict) or 'template' not in export:
-            raise _bad('export', export, 'None or a dict with a "template" config path')
-        unknown = sorted(set(export) - set(EXPORT_KEYS))
-        if unknown:
-            raise SearchConfigError(f'train_cfg.export has unknown options {unknown}; '
-                                    f'expected some of {list(EXPORT_KEYS)}')
-        _check_file('export.template', export['template'])
+        _check_template_section('export', export, EXPORT_KEYS,
+                                'None or a dict with a "template" config path')
 
     measure = get('measure')
     if measure is not None:

@@ -106,6 +106,15 @@ def plot_search(records, out_dir) -> List[Path]:
     if not done:
         return []
     paths = []
+
+    def save(fig, ax, name, xlabel, ylabel):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        fig.tight_layout()
+        paths.append(out_dir / name)
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
+
     rounds = sorted({r['round'] for r in done})
     boxes = []
     for rnd in rounds:
@@ -114,21 +123,12 @@ def plot_search(records, out_dir) -> List[Path]:
     fig, ax = plt.subplots(figsize=(max(4, len(rounds) * 0.6 + 2), 3.5))
     ax.boxplot(boxes)
     ax.set_xticks(range(1, len(rounds) + 1), [str(r) for r in rounds])
-    ax.set_xlabel('round')
-    ax.set_ylabel(f'val mIoU (%) of the {TOP_PER_ROUND} best so far')
-    fig.tight_layout()
-    paths.append(out_dir / f'top{TOP_PER_ROUND}_per_round.png')
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    save(fig, ax, f'top{TOP_PER_ROUND}_per_round.png', 'round',
+         f'val mIoU (%) of the {TOP_PER_ROUND} best so far')
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.hist([r['score'] for r in done], bins=min(20, max(5, len(done) // 2)))
-    ax.set_xlabel('val mIoU (%)')
-    ax.set_ylabel('candidates')
-    fig.tight_layout()
-    paths.append(out_dir / 'miou_hist.png')
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    save(fig, ax, 'miou_hist.png', 'val mIoU (%)', 'candidates')
 
     trained = sorted((r for r in records if r['status'] in ('done', 'failed')),
                      key=lambda r: r['id'])
@@ -141,12 +141,7 @@ def plot_search(records, out_dir) -> List[Path]:
             ys.append(best)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.step(xs, ys, where='post')
-    ax.set_xlabel('candidates trained')
-    ax.set_ylabel('best val mIoU so far (%)')
-    fig.tight_layout()
-    paths.append(out_dir / 'best_so_far.png')
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    save(fig, ax, 'best_so_far.png', 'candidates trained', 'best val mIoU so far (%)')
     return paths
 
 

@@ -15,7 +15,6 @@ unchanged: the order of the layer-1 nodes of a head (with the layer-2 pairs rela
 order of the layer-2 nodes, and the order of the two heads. Stages that no head reads are still
 built and run (they cost parameters and FLOPs), so their ops stay part of the key.
 """
-import json
 from dataclasses import dataclass
 from itertools import permutations
 from typing import Tuple
@@ -235,9 +234,6 @@ class Genotype:
             stage_ops=d['stage_ops'],
             heads=tuple(_coerce_head(f'h{i}', h) for i, h in enumerate(heads)),
             head_merge=d['head_merge'])
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
 
     # ------------------------------------------------------------------ canonical form
     def canonical(self) -> 'Genotype':

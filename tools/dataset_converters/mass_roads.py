@@ -23,23 +23,19 @@ Example::
     python tools/dataset_converters/mass_roads.py /data/massachusetts-roads -o data/mass_roads \
         --nproc 8 --nodata-threshold 0.5
 """
-import argparse
-import sys
 from pathlib import Path
 
-from seg101_mm.datasets.conversion import (NODATA_RGB, ConversionError, TileJob,
-                                           check_settings, pair_files, record_settings,
-                                           run_jobs)
+from seg101_mm.datasets.conversion import (NODATA_RGB, ConversionError,  # noqa: F401 (raised)
+                                           convert_split, converter_main, converter_parser,
+                                           parse_converter_args)
 
 SPLITS = {'train': 'train', 'valid': 'val', 'test': 'test'}  # source folder -> mmseg split
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Convert Massachusetts Roads to mmseg format (512x512 tiles, 0/1 masks)')
-    parser.add_argument('src', help='dataset root holding {train,valid,test}/{sat,map}')
-    parser.add_argument('-o', '--out-dir', default='data/mass_roads', help='output root')
-    parser.add_argument('--tile-size', type=int, default=512, help='tile side in pixels')
+    parser = converter_parser(
+        'Convert Massachusetts Roads to mmseg format (512x512 tiles, 0/1 masks)',
+        'dataset root holding {train,valid,test}/{sat,map}', 'data/mass_roads')
     parser.add_argument(
         '--grid',
         type=int,
@@ -71,17 +67,11 @@ def parse_args(argv=None):
         default=sorted(SPLITS.values()),
         choices=sorted(SPLITS.values()),
         help='output splits to convert (default: all)')
-    parser.add_argument('--nproc', type=int, default=1, help='worker processes')
-    parser.add_argument('--overwrite', action='store_true', help='rewrite existing tiles')
-    args = parser.parse_args(argv)
+    args = parse_converter_args(parser, argv)
     if args.nodata_threshold is not None and not 0 < args.nodata_threshold <= 1:
         parser.error(f'--nodata-threshold must be in (0, 1], got {args.nodata_threshold}')
-    if args.tile_size <= 0:
-        parser.error(f'--tile-size must be positive, got {args.tile_size}')
     if (min(args.grid) < 0) or (0 in args.grid and tuple(args.grid) != (0, 0)):
         parser.error(f'--grid must be two positive numbers or 0 0, got {args.grid}')
-    if args.nproc < 1:
-        parser.error(f'--nproc must be >= 1, got {args.nproc}')
     return args
 
 
@@ -93,36 +83,17 @@ def convert(args) -> dict:
     for src_split, split in SPLITS.items():
         if split not in args.splits:
             continue
-        pairs = pair_files(src / src_split / 'sat', src / src_split / 'map')
-        img_out = out / 'img_dir' / split
-        ann_out = out / 'ann_dir' / split
-        img_out.mkdir(parents=True, exist_ok=True)
-        ann_out.mkdir(parents=True, exist_ok=True)
         threshold = args.nodata_threshold if split in args.drop_splits else None
         # what the written tiles depend on; a new --nodata-threshold is applied to tiles in place
         settings = dict(
             tile_size=args.tile_size,
             grid=list(grid) if grid else None,
             nodata_labels='keep' if args.keep_nodata_labels else 'ignore')
-        check_settings(out, split, settings, args.overwrite)
-        jobs = [
-            TileJob(
-                stem=stem,
-                img_path=img,
-                mask_path=mask,
-                img_out=img_out,
-                ann_out=ann_out,
-                tile_size=args.tile_size,
-                grid=grid,
-                pad=False,
-                nodata_threshold=threshold,
-                nodata_colors=(NODATA_RGB, ),
-                ignore_nodata=not args.keep_nodata_labels,
-                overwrite=args.overwrite) for stem, img, mask in pairs
-        ]
-        print(f'{split}: {len(jobs)} images from {src / src_split}')
-        report = run_jobs(jobs, args.nproc)
-        record_settings(out, split, settings)
+        report, img_out = convert_split(
+            split, src / src_split / 'sat', src / src_split / 'map', out, settings,
+            args.overwrite, args.nproc, tile_size=args.tile_size, grid=grid, pad=False,
+            nodata_threshold=threshold, nodata_colors=(NODATA_RGB, ),
+            ignore_nodata=not args.keep_nodata_labels)
         reports[split] = report
         dropped = (f'{report.dropped} dropped (pure-white no-data share >= {threshold})'
                    if threshold is not None else '0 dropped (no-data dropping off)')
@@ -134,11 +105,7 @@ def convert(args) -> dict:
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        convert(args)
-    except ConversionError as e:
-        sys.exit(f'error: {e}')
+    converter_main(parse_args, convert, argv)
 
 
 if __name__ == '__main__':

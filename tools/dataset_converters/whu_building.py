@@ -23,23 +23,20 @@ Example::
 
     python tools/dataset_converters/whu_building.py /data/WHU -o data/whu_building --nproc 8
 """
-import argparse
-import sys
 from pathlib import Path
 
-from seg101_mm.datasets.conversion import (BLACK_RGB, NODATA_RGB, ConversionError, TileJob,
-                                           check_settings, pair_files, record_settings,
-                                           run_jobs)
+from seg101_mm.datasets.conversion import (BLACK_RGB, NODATA_RGB,  # noqa: F401 (raised)
+                                           ConversionError, convert_split, converter_main,
+                                           converter_parser, parse_converter_args)
 
 SPLITS = ('train', 'val', 'test')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Convert WHU building to mmseg format (512x512 tiles, 0/1 masks)')
-    parser.add_argument('src', help='dataset root holding {train,val,test}/{image,label}')
-    parser.add_argument('-o', '--out-dir', default='data/whu_building', help='output root')
-    parser.add_argument('--tile-size', type=int, default=512, help='output tile side in pixels')
+    parser = converter_parser(
+        'Convert WHU building to mmseg format (512x512 tiles, 0/1 masks)',
+        'dataset root holding {train,val,test}/{image,label}', 'data/whu_building',
+        tile_help='output tile side in pixels')
     parser.add_argument(
         '--splits', nargs='+', default=list(SPLITS), choices=SPLITS, help='splits to convert')
     parser.add_argument(
@@ -52,13 +49,7 @@ def parse_args(argv=None):
         metavar='R,G,B',
         help='an RGB value that marks no-data pixels; repeat for several (default: 0,0,0 and '
         '255,255,255)')
-    parser.add_argument('--nproc', type=int, default=1, help='worker processes')
-    parser.add_argument('--overwrite', action='store_true', help='rewrite existing tiles')
-    args = parser.parse_args(argv)
-    if args.tile_size <= 0:
-        parser.error(f'--tile-size must be positive, got {args.tile_size}')
-    if args.nproc < 1:
-        parser.error(f'--nproc must be >= 1, got {args.nproc}')
+    args = parse_converter_args(parser, argv)
     args.nodata_colors = tuple(_color(parser, c) for c in args.nodata_color) \
         if args.nodata_color else (BLACK_RGB, NODATA_RGB)
     return args
@@ -82,34 +73,14 @@ def convert(args) -> dict:
     for split in SPLITS:
         if split not in args.splits:
             continue
-        pairs = pair_files(src / split / 'image', src / split / 'label')
-        img_out = out / 'img_dir' / split
-        ann_out = out / 'ann_dir' / split
-        img_out.mkdir(parents=True, exist_ok=True)
-        ann_out.mkdir(parents=True, exist_ok=True)
         settings = dict(
             tile_size=args.tile_size,
             nodata_labels='ignore' if args.ignore_nodata else 'keep',
             nodata_colors=[list(c) for c in args.nodata_colors] if args.ignore_nodata else None)
-        check_settings(out, split, settings, args.overwrite)
-        jobs = [
-            TileJob(
-                stem=stem,
-                img_path=img,
-                mask_path=mask,
-                img_out=img_out,
-                ann_out=ann_out,
-                tile_size=args.tile_size,
-                grid=None,
-                pad=True,
-                overwrite=args.overwrite,
-                single_name=True,
-                nodata_colors=args.nodata_colors,
-                ignore_nodata=args.ignore_nodata) for stem, img, mask in pairs
-        ]
-        print(f'{split}: {len(jobs)} images from {src / split}')
-        report = run_jobs(jobs, args.nproc)
-        record_settings(out, split, settings)
+        report, img_out = convert_split(
+            split, src / split / 'image', src / split / 'label', out, settings, args.overwrite,
+            args.nproc, tile_size=args.tile_size, grid=None, pad=True, single_name=True,
+            nodata_colors=args.nodata_colors, ignore_nodata=args.ignore_nodata)
         reports[split] = report
         print(f'\n{split}: {len(report.tiles)} tiles from {report.sources} images: '
               f'{report.written} written, {report.skipped} already present (skipped), '
@@ -119,11 +90,7 @@ def convert(args) -> dict:
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        convert(args)
-    except ConversionError as e:
-        sys.exit(f'error: {e}')
+    converter_main(parse_args, convert, argv)
 
 
 if __name__ == '__main__':
