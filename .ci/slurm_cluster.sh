@@ -19,7 +19,13 @@ usage() {
 [ $# -eq 2 ] || usage
 action=$1
 dir=$2
-case $action in start | stop | status) ;; *) usage ;; esac
+case $action in
+start | stop | status) ;;
+*)
+    echo "error: action '$action' is not one of start, stop, status" >&2
+    usage
+    ;;
+esac
 
 fail() {
     echo "error: $*" >&2
