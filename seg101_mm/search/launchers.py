@@ -485,13 +485,15 @@ def slurm_states(job_ids: Sequence[str]) -> Optional[dict]:
 
 
 def slurm_end_reason(*logs) -> Optional[Tuple[str, str]]:
-    """``(job or step id, reason)`` of slurmstepd's "CANCELLED AT" line in ``logs``; reason
-    is e.g. ``'TIME LIMIT'``, ``'PREEMPTION'`` or ``''`` (scancel)."""
+    """``(job or step id, reason)`` of slurmstepd's last "CANCELLED AT" line in ``logs``, each
+    a path or ``(path, offset)`` (where this attempt's output starts); reason is e.g.
+    ``'TIME LIMIT'``, ``'PREEMPTION'`` or ``''`` (scancel)."""
     for log in logs:
+        log, start = log if isinstance(log, tuple) else (log, 0)
         try:
             with open(log, 'rb') as fh:
                 fh.seek(0, os.SEEK_END)
-                fh.seek(max(0, fh.tell() - (1 << 20)))
+                fh.seek(max(start, fh.tell() - (1 << 20)))
                 text = fh.read().decode(errors='replace')
         except OSError:
             continue
@@ -639,6 +641,8 @@ class SlurmLauncher(_SubprocessLauncher):
         Path(job.work_dir).mkdir(parents=True, exist_ok=True)
         marker = Path(job.work_dir) / SLURM_MARKER
         marker.write_text(json.dumps(dict(name=name, mode=self.mode)) + '\n')
+        # the log is appended to by every attempt: Slurm's messages are looked for in this one's
+        job.info['log_start'] = os.path.getsize(job.log) if os.path.exists(job.log) else 0
         if self.mode == 'srun':
             env = dict(os.environ, GPUS=str(self.gpus_per_candidate),
                        GPUS_PER_NODE=str(self.gpus_per_node),
@@ -716,7 +720,7 @@ class SlurmLauncher(_SubprocessLauncher):
 
     def slurm_cause(self, job, state: Optional[str]) -> Optional[str]:
         """Why Slurm ended ``job`` (time limit, scancel, memory, node), or None."""
-        logs = [job.log]
+        logs = [(job.log, job.info.get('log_start', 0))]
         if self.mode == 'sbatch':
             logs.append(job.handle.paths.stdout)
         end = slurm_end_reason(*logs)
