@@ -80,8 +80,8 @@ def test_confusion_matrix_errors_name_the_file(seg101_config, roads, tmp_path, c
     line = script_error('confusion_matrix', [seg101_config, tmp_path / 'preds', tmp_path / 'cm',
                                              *opts], capsys)
     assert 'roads_test_0002.png' in line and 'holds class 7, expected 0..1' in line
-    line = script_error('confusion_matrix', [seg101_config, tmp_path / 'none', tmp_path / 'cm'],
-                        capsys)
+    line = script_error('confusion_matrix', [seg101_config, tmp_path / 'none', tmp_path / 'cm',
+                                             *opts], capsys)
     assert 'is not a folder' in line
 
 
