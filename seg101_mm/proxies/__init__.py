@@ -7,6 +7,10 @@ registered class (see :mod:`.registry`), and :class:`ProxyEngine` plans (:mod:`.
 """
 from . import (fisher, flops, grad_norm, grasp, jacob_cov, nwot, params, plain, snip,  # noqa
                synflow, zico)
+from . import meco  # noqa: F401
+from . import swap  # noqa: F401
+from . import az_nas  # noqa: F401
+from . import ensemble  # noqa: F401
 from .batch import batch_from_config, make_batch, random_batch
 from .context import ProxyContext, ProxyError, scored_layers, total_loss
 from .engine import ProxyEngine
