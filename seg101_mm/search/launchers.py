@@ -718,32 +718,14 @@ class SlurmLauncher(_SubprocessLauncher):
             return None
         return str(value) if kind == 'error' else None
 
-    def _srun_job(self, job) -> Tuple[Optional[str], Optional[str]]:
-        """``(job id, state)`` of the newest Slurm job of an srun-mode candidate, from squeue
-        (srun may exit before slurmstepd's message reaches the log)."""
-        try:
-            out = _slurm_run(['squeue', '-h', '-t', 'all', '-u', getpass.getuser(), '-n',
-                              slurm_job_name(job.work_dir), '-o', '%i|%T'], timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            return None, None
-        jobs = [line.split('|') for line in out.stdout.split() if '|' in line]
-        jobs = [(int(j), st) for j, st in jobs if j.isdigit()]
-        if not jobs:
-            return None, None
-        jid, state = max(jobs)
-        return str(jid), state.split()[0] if state else None
-
-    def slurm_cause(self, job, state: Optional[str], jid: Optional[str] = None
-                    ) -> Optional[str]:
+    def slurm_cause(self, job, state: Optional[str]) -> Optional[str]:
         """Why Slurm ended ``job`` (time limit, scancel, memory, node), or None."""
         logs = [(job.log, job.info.get('log_start', 0))]
         if self.mode == 'sbatch':
             logs.append(job.handle.paths.stdout)
         end = slurm_end_reason(*logs)
-        if self.mode == 'sbatch':
-            jid = job.handle.job_id
-        elif jid is None:
-            jid = end[0].split('.')[0] if end else '?'
+        jid = job.handle.job_id if self.mode == 'sbatch' else (end[0].split('.')[0]
+                                                               if end else '?')
         error = self._submitit_error(job) if self.mode == 'sbatch' else None
         if state == 'TIMEOUT' or (end and end[1] == 'TIME LIMIT') or \
                 (error and 'timed-out' in error):
@@ -764,10 +746,7 @@ class SlurmLauncher(_SubprocessLauncher):
         return None
 
     def _outcome(self, job, returncode, timed_out, state=None):
-        jid = None
-        if self.mode == 'srun' and returncode != 0 and not timed_out:
-            jid, state = self._srun_job(job)
-        return outcome(job, returncode, timed_out, ended=self.slurm_cause(job, state, jid))
+        return outcome(job, returncode, timed_out, ended=self.slurm_cause(job, state))
 
     def poll(self):
         if self.mode == 'srun':
