@@ -64,6 +64,22 @@ def build_seg101(genotype, num_classes=2, init_weights=True, **kwargs):
                            init_weights=init_weights)
 
 
+def without_pretrained(cfg):
+    """Drop every ``init_cfg=dict(type='Pretrained', ...)`` of a model config, in place and
+    recursively, and return it: zero-cost proxies score the randomly initialised network
+    (docs/method.md section 8), and nothing is loaded or downloaded."""
+    if isinstance(cfg, dict):
+        init = cfg.get('init_cfg')
+        if isinstance(init, dict) and init.get('type') == 'Pretrained':
+            cfg['init_cfg'] = None
+        for v in cfg.values():
+            without_pretrained(v)
+    elif isinstance(cfg, (list, tuple)):
+        for v in cfg:
+            without_pretrained(v)
+    return cfg
+
+
 def build_segmentor(model_cfg, init_weights=True):
     """Build a segmentor from an mmseg ``model`` config dict in the mmseg scope, and by
     default initialise it (:func:`quiet_init_weights`)."""

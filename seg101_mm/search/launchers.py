@@ -116,6 +116,10 @@ def first_exception(path, window: int = 1 << 20) -> Optional[str]:
     return None
 
 
+#: What a done result may add to its final val metrics (:mod:`.result_hook`), kept as given.
+RESULT_EXTRAS = ('curve', 'test_metrics', 'val_seconds', 'test_seconds', 'elapsed')
+
+
 def outcome(job: Job, returncode=None, timed_out=False, ended: Optional[str] = None) -> dict:
     """What became of ``job``, from its ``result.json``, exit code and time limit.
 
@@ -124,7 +128,8 @@ def outcome(job: Job, returncode=None, timed_out=False, ended: Optional[str] = N
     """
     result = read_result(job.work_dir)
     if result is not None and result.get('status') == 'done':
-        return dict(status='done', metrics=result.get('metrics', {}), log=job.log)
+        extra = {k: result[k] for k in RESULT_EXTRAS if k in result}
+        return dict(status='done', metrics=result.get('metrics', {}), log=job.log, **extra)
     if timed_out:
         return dict(status='failed', cause=f'timeout: killed after {job.timeout} s',
                     log=job.log)

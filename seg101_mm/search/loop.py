@@ -38,9 +38,19 @@ from .strategy import STRATEGIES, build_strategy
 from .templates import load_template
 
 
-CANDIDATE_KEYS = ('template', 'overrides', 'iters', 'data_root', 'synthetic', 'seed')
+CANDIDATE_KEYS = ('template', 'overrides', 'iters', 'data_root', 'synthetic', 'seed', 'test')
 EXPORT_KEYS = ('template', 'overrides', 'data_root')
 LEDGER_FILE = 'ledger.jsonl'
+
+
+def _result_extras(result: dict) -> dict:
+    """The learning curve, test metrics and training seconds of a done result, as ledger
+    fields (only those the result has)."""
+    out = {k: result[k] for k in ('curve', 'test_metrics') if k in result}
+    if 'elapsed' in result:
+        spent = result.get('val_seconds', 0.0) + result.get('test_seconds', 0.0)
+        out['train_seconds'] = max(float(result['elapsed']) - spent, 0.0)
+    return out
 
 
 def _is_int(v):
@@ -116,6 +126,8 @@ def check_search_config(train_cfg: dict):
         raise _bad('candidate.iters', iters, 'None or a positive int (training iterations)')
     if cand.get('seed') is not None and not _is_int(cand['seed']):
         raise _bad('candidate.seed', cand['seed'], 'None or an int')
+    if not isinstance(cand.get('test', False), bool):
+        raise _bad('candidate.test', cand['test'], 'True or False')
     try:
         set_genotype(load_template(template, cand.get('overrides'), iters), sample(0))
     except Exception as e:  # noqa: BLE001  any reason the template is unusable is reported
@@ -178,6 +190,19 @@ def check_search_config(train_cfg: dict):
         build_launcher(launcher)
     except (TypeError, ValueError, FileNotFoundError) as e:
         raise SearchConfigError(f'train_cfg.launcher={launcher!r} is not allowed: {e}') from None
+
+
+def candidate_paths(work_dir, cid: int) -> dict:
+    """``config``, ``work_dir`` and ``log`` of candidate ``cid``, from the work dir alone.
+
+    The config lives outside the candidate's work dir: mmengine's Runner rewrites
+    ``<its work_dir>/<config name>`` when the job starts (empty for a moment), and that copy
+    must never be the search's.
+    """
+    work_dir = Path(work_dir)
+    cdir = work_dir / 'candidates' / f'{cid:04d}'
+    return dict(config=str(work_dir / 'configs' / f'candidate_{cid:04d}.py'),
+                work_dir=str(cdir), log=str(cdir / 'train.log'))
 
 
 def dataset_of(candidate: dict) -> dict:
@@ -246,7 +271,11 @@ class NPENASSearchLoop(BaseLoop):
             ``data_root`` (dataset folder, which must exist), ``synthetic`` (kwargs of
             :func:`seg101_mm.datasets.synthetic.make_synthetic_dataset`, used to generate
             ``<work_dir>/data`` only when no ``data_root`` is given),
-            ``seed`` (training seed of every candidate, default the search seed).
+            ``seed`` (training seed of every candidate, default the search seed), ``test``
+            (also evaluate every candidate on the test split after training; default False).
+            The ledger keeps each candidate's learning curve (``curve``), its
+            ``train_seconds`` (without validation and test) and, with ``test``, its
+            ``test_metrics``.
         export (dict): ``template`` and ``overrides`` of the full-training config written for
             the best architecture (the 100-epoch recipe), and optionally its ``data_root``
             (default: the search's, unless the search ran on generated scenes).
@@ -315,15 +344,7 @@ class NPENASSearchLoop(BaseLoop):
         self.runner.logger.info(f'[search] {msg}')
 
     def candidate_paths(self, cid: int) -> dict:
-        """``config``, ``work_dir`` and ``log`` of candidate ``cid``, from the work dir alone.
-
-        The config lives outside the candidate's work dir: mmengine's Runner rewrites
-        ``<its work_dir>/<config name>`` when the job starts (empty for a moment), and that copy
-        must never be the search's.
-        """
-        cdir = self.work_dir / 'candidates' / f'{cid:04d}'
-        return dict(config=str(self.work_dir / 'configs' / f'candidate_{cid:04d}.py'),
-                    work_dir=str(cdir), log=str(cdir / 'train.log'))
+        return candidate_paths(self.work_dir, cid)
 
     def _data_root(self):
         root = self.candidate.get('data_root')
@@ -417,7 +438,8 @@ class NPENASSearchLoop(BaseLoop):
         cfg = candidate_config(
             self.template, genotype, data_root=self.data_root, work_dir=paths['work_dir'],
             seed=self.candidate_seed,
-            extra_hooks=[dict(type='SearchResultHook', timeout=self.candidate_timeout)])
+            extra_hooks=[dict(type='SearchResultHook', timeout=self.candidate_timeout,
+                              test=bool(self.candidate.get('test', False)))])
         write_config(paths['config'], cfg, header=f'SEG101 search candidate {cid} (round '
                      f'{rnd})\ngenotype: {genotype.key}')
         return paths
@@ -472,7 +494,7 @@ class NPENASSearchLoop(BaseLoop):
                               cause=f'no mIoU among the val metrics {sorted(metrics)}')
             else:
                 self.ledger.update(job.cid, status='done', metrics=metrics, score=float(score),
-                                   ended_at=ended, cause=None)
+                                   ended_at=ended, cause=None, **_result_extras(result))
                 self.strategy.tell(rec['genotype'], float(score))
                 self.log(f'candidate {job.cid} done: mIoU {score:.2f} '
                          f'({ended - rec["started_at"]:.1f} s)')
@@ -598,6 +620,9 @@ class NPENASSearchLoop(BaseLoop):
         if s.round > 0 and not s.queue and not s.pending and s.round != self._reported_round:
             self._report()
             self._reported_round = s.round
+            # A finished round is the search's epoch: custom hooks of the search config
+            # (e.g. the benchmark's export) run on it, with no candidate training.
+            self.runner.call_hook('after_train_epoch')
             best = s.best()
             if best is not None:
                 self.log(f'after round {s.round - 1}: {len(self.ledger)} trained, best mIoU '

@@ -5,6 +5,11 @@ The hook writes (atomically, on rank 0) ``{"status": "done", "metrics": {...}}``
 final validation, or ``{"status": "failed", "cause": ...}`` when the training loss stops being
 finite or the candidate runs past its time limit (it then raises, which ends the job). The
 search reads the file with :func:`read_result`; a job that ends without writing it crashed.
+
+A done result also holds the learning curve (``curve``: the metrics of every validation, with
+its iteration), the seconds spent in validation (``val_seconds``) and, with ``test=True``, the
+test split's metrics after training (``test_metrics``, ``test_seconds``): what a benchmark of
+trained architectures records (docs/study.md).
 """
 import json
 import math
@@ -55,16 +60,23 @@ class SearchResultHook(Hook):
         timeout (float, optional): Seconds after ``before_run`` at which the candidate gives
             up (checked every iteration). The launchers also enforce it from outside.
         check_finite (bool): Fail on the first non-finite training loss.
+        test (bool): After training, also run the test loop (``test_dataloader``,
+            ``test_evaluator``) and record its metrics.
     """
 
     priority = 'VERY_LOW'
 
-    def __init__(self, result_file: str = RESULT_FILE, timeout=None, check_finite=True):
+    def __init__(self, result_file: str = RESULT_FILE, timeout=None, check_finite=True,
+                 test: bool = False):
         self.result_file = result_file
         self.timeout = timeout
         self.check_finite = check_finite
+        self.test = test
         self.metrics = None
+        self.curve = []
+        self.val_seconds = 0.0
         self.start = None
+        self._val_start = None
 
     def _write(self, runner, result):
         if get_rank() == 0:
@@ -90,13 +102,28 @@ class SearchResultHook(Hook):
             self._write(runner, dict(status='failed', cause=cause))
             raise CandidateFailed(cause)
 
+    def before_val_epoch(self, runner):
+        self._val_start = time.time()
+
     def after_val_epoch(self, runner, metrics=None):
-        self.metrics = {k: float(v) for k, v in (metrics or {}).items()
-                        if isinstance(v, numbers.Real)}
+        self.metrics = _numbers(metrics)
+        self.curve.append(dict(iter=runner.iter, metrics=self.metrics))
+        if self._val_start is not None:
+            self.val_seconds += time.time() - self._val_start
 
     def after_train(self, runner):
         if self.metrics is None:
             self._write(runner, dict(status='failed', cause='training ended without a '
                                      'validation: set train_cfg.val_interval <= max_iters'))
-        else:
-            self._write(runner, dict(status='done', metrics=self.metrics))
+            return
+        result = dict(status='done', metrics=self.metrics, curve=self.curve,
+                      val_seconds=self.val_seconds)
+        if self.test:
+            start = time.time()
+            result['test_metrics'] = _numbers(runner.test_loop.run())
+            result['test_seconds'] = time.time() - start
+        self._write(runner, result)
+
+
+def _numbers(metrics) -> dict:
+    return {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, numbers.Real)}

@@ -26,7 +26,6 @@ import math
 import random
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import seg101_mm  # noqa: F401  (registers modules and applies compat fixes; must come first)
@@ -38,6 +37,8 @@ from mmengine.utils import ProgressBar
 
 from seg101_mm.proxies import (PAPER_PROXIES, ProxyEngine, available_proxies,
                                batch_from_config, random_batch)
+from seg101_mm.benchmark.builder import stable_seed
+from seg101_mm.models.builder import without_pretrained
 from seg101_mm.proxies.correlation import read_records
 
 SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN', 'SyncBatchNorm')
@@ -93,25 +94,6 @@ def bn_for_cpu(cfg):
     return cfg
 
 
-def without_checkpoints(cfg):
-    """Drop ``init_cfg=dict(type='Pretrained', ...)`` recursively: proxies score the randomly
-    initialised network (docs/method.md section 8), and nothing is downloaded."""
-    if isinstance(cfg, dict):
-        init = cfg.get('init_cfg')
-        if isinstance(init, dict) and init.get('type') == 'Pretrained':
-            cfg['init_cfg'] = None
-        for v in cfg.values():
-            without_checkpoints(v)
-    elif isinstance(cfg, (list, tuple)):
-        for v in cfg:
-            without_checkpoints(v)
-    return cfg
-
-
-def stable_seed(key):
-    return zlib.crc32(key.encode()) & 0x7fffffff
-
-
 def architectures(args):
     """``[(key, description, build)]`` of the architectures to score."""
     from seg101_mm.space import Genotype, sample
@@ -125,7 +107,7 @@ def architectures(args):
             if args.device == 'cpu':
                 bn_for_cpu(model_cfg)
             model_cfg.pop('pretrained', None)
-            without_checkpoints(model_cfg)
+            without_pretrained(model_cfg)
             with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmseg')):
                 model = MODELS.build(model_cfg)
             model.init_weights()

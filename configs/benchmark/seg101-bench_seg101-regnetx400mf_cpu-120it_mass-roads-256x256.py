@@ -1,0 +1,27 @@
+# SEG101-Bench on real Massachusetts tiles: architectures sampled uniformly from SEG101 (random
+# search, seed 0), each trained with the 120-iteration real-tile recipe, validated four times
+# and tested once, and scored by every registered zero-cost proxy at random initialisation on
+# one batch of 32 augmented training tiles. The file grows after every round of 10.
+# Before the build: convert the tiles and train the shared backbone (docs/datasets.md,
+# 'The CPU protocol'), then
+#   python tools/analysis_tools/build_benchmark.py THIS_CONFIG
+# (docs/study.md, 'Building the benchmark'); a kill is continued by running it again, and a
+# fresh machine continues from the committed file.
+_base_ = ['../search/npenas-np_seg101-regnetx400mf_cpu-150it_mass-roads-256x256.py']
+train_cfg = dict(
+    strategy=dict(_delete_=True, type='RandomSearch', batch_size=10),
+    budget=100,
+    seed=0,
+    candidate=dict(
+        template='configs/benchmark/candidates/'
+        'seg101_regnetx400mf-inhouse_1xb4-cpu-120it_mass-roads-256x256.py',
+        test=True),
+    export=None,
+    max_failures=10)
+custom_hooks = [
+    dict(
+        type='BenchmarkExportHook',
+        out='benchmarks/seg101-bench_mass-roads-cpu.json',
+        proxies=dict(batch_size=32, chunk_size=8, seed=0, threads=2),
+        meta=dict(name='SEG101-Bench (Massachusetts Roads sample, CPU protocol)'))
+]

@@ -1,0 +1,162 @@
+"""SEG101-Bench built by the search machinery on generated scenes: learning curves, test
+metrics and proxies per entry, the file as the loader reads it, resume after a stop, and a
+fresh work dir that continues from the file without training its entries again."""
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from seg101_mm.benchmark import Benchmark, BenchmarkError, load_benchmark
+from seg101_mm.search.ledger import Ledger
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = 'configs/search/candidates/seg101_regnetx400mf_1xb2-cpu-tiny_roads-64x64.py'
+PROXIES = ['params', 'flops', 'snip', 'nwot']
+
+
+def write_config(path, out, budget=3, batch_size=2, seed=0):
+    text = f'''
+default_scope = 'mmseg'
+custom_imports = dict(imports=['seg101_mm'], allow_failed_imports=False)
+train_cfg = dict(
+    type='NPENASSearchLoop', strategy=dict(type='RandomSearch', batch_size={batch_size}),
+    budget={budget}, seed={seed}, launcher=dict(type='InProcessLauncher'),
+    candidate=dict(template={str(REPO / TEMPLATE)!r},
+                   overrides={{'train_cfg.max_iters': 2, 'train_cfg.val_interval': 1}},
+                   synthetic=dict(kind='roads', num_train=4, num_val=1, num_test=2, size=64),
+                   test=True),
+    max_failures=3, poll_interval=0.05, fsync=False)
+custom_hooks = [dict(type='BenchmarkExportHook', out={str(out)!r},
+                     proxies=dict(names={PROXIES!r}, batch_size=4, chunk_size=2, seed=0),
+                     meta=dict(name='test bench'))]
+model = dict(type='SearchController')
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.0))
+train_dataloader = dict()
+default_hooks = dict(runtime_info=None, timer=None, logger=None, param_scheduler=None,
+                     checkpoint=None, sampler_seed=None)
+env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
+log_level = 'WARNING'
+'''
+    Path(path).write_text(text)
+    return str(path)
+
+
+def build_tool(argv):
+    sys.path.insert(0, str(REPO / 'tools' / 'analysis_tools'))
+    try:
+        import build_benchmark
+    finally:
+        sys.path.pop(0)
+    return build_benchmark.main(argv)
+
+
+@pytest.fixture(scope='module')
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('bench')
+    out = tmp / 'bench.json'
+    cfg = write_config(tmp / 'bench_cfg.py', out)
+    assert build_tool([cfg, '--work-dir', str(tmp / 'wd')]) == 0
+    return tmp, cfg, out
+
+
+def test_entries_hold_curves_test_metrics_and_proxies(built):
+    tmp, _, out = built
+    bench = load_benchmark(out)
+    recs = Ledger(tmp / 'wd' / 'ledger.jsonl', readonly=True).records()
+    assert len(bench) == 3 and sorted(bench.keys()) == sorted(r['key'] for r in recs)
+    for rec in recs:
+        e = bench.query(rec['key'])
+        assert e['val']['mIoU'] == pytest.approx(rec['score'], abs=1e-4)
+        # validated after iterations 1 and 2: the curve ends at the final val metrics
+        assert [p['iter'] for p in e['curve']] == [1, 2]
+        assert e['curve'][-1]['mIoU'] == e['val']['mIoU']
+        assert {'mIoU', 'IoU.road', 'FWIoU', 'PA', 'MPA'} <= set(e['test'])
+        assert 0 <= e['test']['mIoU'] <= 100
+        assert e['train_seconds'] > 0
+        # RegNetX-400MF alone has 4.77 M parameters
+        assert 4.77e6 < e['params'] < 1e8 and e['flops'] > 1e7
+        assert sorted(e['proxies']) == ['nwot', 'snip']
+        assert all(math.isfinite(v) for v in e['proxies'].values())
+    meta = bench.meta
+    assert meta['name'] == 'test bench' and meta['seeds'] == dict(sampling=0, training=0)
+    assert meta['proxies']['batch_size'] == 4 and meta['strategy']['type'] == 'RandomSearch'
+    assert meta['protocol']['max_iters'] == 2 and meta['protocol']['val_interval'] == 1
+    assert bench.curve_iters == [1, 2]
+    # the proxies were scored once each and cached in the work dir
+    lines = (tmp / 'wd' / 'proxies.jsonl').read_text().splitlines()
+    assert sorted(json.loads(x)['key'] for x in lines) == sorted(bench.keys())
+
+
+def test_loader_queries_and_csv(built, tmp_path):
+    _, _, out = built
+    bench = load_benchmark(out)
+    key = bench.keys()[0]
+    entry = bench.query(key)
+    # a genotype string and the key name the same entry
+    assert bench.query(entry['genotype'])['val'] == entry['val']
+    assert entry['genotype'] in bench and 'not a genotype' not in bench
+    with pytest.raises(BenchmarkError, match='is not a SEG101 genotype'):
+        bench.query('ga=nope')
+    assert bench.values('proxies.snip')[key] == entry['proxies']['snip']
+    assert bench.values('mIoU@1')[key] == entry['curve'][0]['mIoU']
+    assert bench.values('mIoU', split='test')[key] == entry['test']['mIoU']
+    path = bench.to_csv(tmp_path / 'bench.csv')
+    import csv
+    rows = list(csv.DictReader(open(path)))
+    assert len(rows) == 3 and {'val.mIoU', 'test.mIoU', 'mIoU@1', 'proxies.snip',
+                               'params'} <= set(rows[0])
+    row = next(r for r in rows if r['key'] == key)
+    assert float(row['val.mIoU']) == entry['val']['mIoU']
+
+
+def test_loader_refuses_bad_files(tmp_path):
+    bad = tmp_path / 'bad.json'
+    bad.write_text('{"format": "other"}')
+    with pytest.raises(BenchmarkError, match="not a seg101-bench file"):
+        load_benchmark(bad)
+    bad.write_text('{')
+    with pytest.raises(BenchmarkError, match='not a JSON file'):
+        load_benchmark(bad)
+    with pytest.raises(BenchmarkError, match='does not exist'):
+        load_benchmark(tmp_path / 'missing.json')
+
+
+def test_fresh_work_dir_continues_from_the_file(built, tmp_path, capsys):
+    """A new machine: no work dir, the committed file. The build grows the file to 5 entries
+    and trains only the 2 it lacks; the first 3 are kept as they were."""
+    _, cfg, out = built
+    before = json.loads(Path(out).read_text())
+    copy = tmp_path / 'bench.json'
+    copy.write_text(Path(out).read_text())
+    assert build_tool([cfg, '--work-dir', str(tmp_path / 'wd2'), '--num', '5',
+                       '--out', str(copy)]) == 0
+    assert 'from 3 entries' in capsys.readouterr().err
+    after = load_benchmark(copy)
+    assert len(after) == 5
+    for key, entry in before['entries'].items():
+        assert after.entries[key] == entry
+    recs = Ledger(tmp_path / 'wd2' / 'ledger.jsonl', readonly=True).records()
+    trained = [r for r in recs if not r.get('imported')]
+    assert len(trained) == 2 and all(r['status'] == 'done' for r in trained)
+    assert not set(r['key'] for r in trained) & set(before['entries'])
+    # the same sequence as one uninterrupted build of 5: the random search is replayed
+    assert [r['round'] for r in recs] == [0, 0, 1, 1, 2]
+
+
+def test_refuses_a_file_built_with_another_seed(built, tmp_path, capsys):
+    tmp, _, out = built
+    cfg = write_config(tmp_path / 'cfg.py', out, seed=1)
+    assert build_tool([cfg, '--work-dir', str(tmp_path / 'wd')]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'sampling_seed 0 (file) vs 1 (config)' in err[0]
+    assert not (tmp_path / 'wd').exists()
+
+
+def test_missing_export_hook_is_one_error(tmp_path, capsys):
+    cfg = write_config(tmp_path / 'cfg.py', tmp_path / 'b.json')
+    text = Path(cfg).read_text().replace('BenchmarkExportHook', 'NoSuchHook')
+    Path(cfg).write_text(text)
+    assert build_tool([cfg, '--work-dir', str(tmp_path / 'wd')]) == 1
+    assert 'needs one BenchmarkExportHook' in capsys.readouterr().err
