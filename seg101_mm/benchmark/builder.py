@@ -33,6 +33,8 @@ METRIC_DIGITS = 4
 PROXY_DIGITS = 6
 #: Measures recorded beside the proxies rather than among them.
 SIZE_FIELDS = ('params', 'flops')
+#: Tiles drawn per tile of the proxies' batch, from which blank ones are passed over.
+BATCH_DRAW_FACTOR = 3
 
 
 def stable_seed(key: str) -> int:
@@ -136,7 +138,10 @@ class ProxyScorer:
     every ``Pretrained`` initialisation dropped (random initialisation, seeded by the key), in
     train mode (batch-norm statistics of the batch), and scored on one batch of
     ``batch_size`` augmented tiles drawn by ``seed`` from the template's training pipeline,
-    in micro-batches of ``chunk_size``.
+    in micro-batches of ``chunk_size``. Tiles with less than ``min_labelled`` of their pixels
+    labelled are passed over when the batch is drawn: a crop of a blank no-data area (white in
+    the Massachusetts imagery, ignored by the converter) is the same image for every draw, and
+    two equal images make NASWOT's kernel singular for every network.
 
     Args:
         template (dict): The loaded candidate template (a config dict).
@@ -146,11 +151,12 @@ class ProxyScorer:
         chunk_size (int, optional): Micro-batch size.
         seed (int): Seed of the batch and of the passes.
         threads (int, optional): ``torch.set_num_threads`` while scoring.
+        min_labelled (float): Least fraction of labelled pixels of a tile of the batch.
     """
 
     def __init__(self, template: dict, data_root: str, names: Optional[Sequence[str]] = None,
                  batch_size: int = 32, chunk_size: Optional[int] = 8, seed: int = 0,
-                 threads: Optional[int] = None):
+                 threads: Optional[int] = None, min_labelled: float = 0.5):
         from seg101_mm.proxies import available_proxies
         self.template = template
         self.data_root = data_root
@@ -163,11 +169,12 @@ class ProxyScorer:
         self.chunk_size = chunk_size
         self.seed = seed
         self.threads = threads
+        self.min_labelled = min_labelled
         self._batch = None
 
     def settings(self) -> dict:
         return dict(names=self.names, batch_size=self.batch_size, chunk_size=self.chunk_size,
-                    seed=self.seed, split='train', init='random, seeded by crc32(key)',
+                    seed=self.seed, split='train', min_labelled=self.min_labelled, init='random, seeded by crc32(key)',
                     mode='train (batch-norm on batch statistics)')
 
     @property
@@ -178,7 +185,17 @@ class ProxyScorer:
             from seg101_mm.proxies import batch_from_config
             cfg = Config(copy.deepcopy(self.template))
             cfg.train_dataloader.dataset.data_root = self.data_root
-            self._batch = batch_from_config(cfg, self.batch_size, seed=self.seed)
+            ignore = cfg.get('model', {}).get('decode_head', {}).get('ignore_index', 255)
+            drawn = batch_from_config(cfg, BATCH_DRAW_FACTOR * self.batch_size, seed=self.seed)
+            keep = [i for i, s in enumerate(drawn['data_samples'])
+                    if float((s.gt_sem_seg.data != ignore).float().mean()) >= self.min_labelled]
+            if len(keep) < self.batch_size:
+                raise ValueError(f'only {len(keep)} of {len(drawn["inputs"])} drawn training '
+                                 f'tiles have >= {self.min_labelled:.0%} labelled pixels; '
+                                 f'expected {self.batch_size} (lower min_labelled)')
+            keep = keep[:self.batch_size]
+            self._batch = dict(inputs=[drawn['inputs'][i] for i in keep],
+                               data_samples=[drawn['data_samples'][i] for i in keep])
         return self._batch
 
     def build(self, genotype):

@@ -160,3 +160,27 @@ def test_missing_export_hook_is_one_error(tmp_path, capsys):
     Path(cfg).write_text(text)
     assert build_tool([cfg, '--work-dir', str(tmp_path / 'wd')]) == 1
     assert 'needs one BenchmarkExportHook' in capsys.readouterr().err
+
+
+def test_proxy_batch_passes_over_blank_tiles(built):
+    """The proxies' batch keeps only tiles with enough labelled pixels, and says so when the
+    data cannot give a full batch."""
+    import numpy as np
+
+    from seg101_mm.benchmark.builder import ProxyScorer
+    from seg101_mm.search.templates import load_template
+    tmp, _, _ = built
+    template = load_template(str(REPO / TEMPLATE))
+    data = str(tmp / 'wd' / 'data')
+    scorer = ProxyScorer(template, data, names=['params'], batch_size=2, min_labelled=0.5)
+    batch = scorer.batch
+    assert len(batch['inputs']) == 2
+    for s in batch['data_samples']:
+        assert float((s.gt_sem_seg.data != 255).float().mean()) >= 0.5
+    strict = ProxyScorer(template, data, names=['params'], batch_size=2, min_labelled=1.01)
+    with pytest.raises(ValueError, match=r'only 0 of 4 drawn training tiles have >= 101% '
+                                         r'labelled pixels; expected 2'):
+        strict.batch
+    assert np.isfinite(scorer('ga=conv3x3,conv3x3,conv3x3,conv3x3;gb=se,se,se,se;'
+                              'st=conv3x3,conv3x3,conv3x3,conv3x3;h0=01+02+13/01+12;'
+                              'h1=02+03+23/01+02;hm=concat_head')['values']['params'])
