@@ -2,8 +2,12 @@
 # search, seed 0), each trained with the 120-iteration real-tile recipe, validated four times
 # and tested once, and scored by every registered zero-cost proxy at random initialisation on
 # one batch of 32 augmented training tiles. The file grows after every round of 10.
-# Before the build: convert the tiles and train the shared backbone (docs/datasets.md,
-# 'The CPU protocol'), then
+# Before the build: convert the tiles without the training tiles that are all no-data (a third
+# of the sample's; they hold no labelled pixel to learn from), and train the shared backbone
+# (docs/datasets.md, 'The CPU protocol'):
+#   python tools/dataset_converters/mass_roads.py SRC -o data/mass_roads --nproc 2 \
+#       --nodata-threshold 1.0
+# then
 #   python tools/analysis_tools/build_benchmark.py THIS_CONFIG
 # (docs/study.md, 'Building the benchmark'); a kill is continued by running it again, and a
 # fresh machine continues from the committed file.

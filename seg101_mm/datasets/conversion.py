@@ -325,10 +325,11 @@ def check_settings(out_dir: Path, split: str, settings: dict, overwrite: bool) -
             raise ConversionError(f'cannot read {path}: {e}; delete it and rerun with '
                                   '--overwrite') from None
     previous = recorded.get(split)
-    if previous is not None and previous != settings and not overwrite:
-        changed = ', '.join(f'{k}: {previous.get(k)!r} -> {settings.get(k)!r}'
-                            for k in sorted(set(previous) | set(settings))
-                            if previous.get(k) != settings.get(k))
+    # a setting missing on one side reads as None (a file of an older converter)
+    changed = ', '.join(f'{k}: {previous.get(k)!r} -> {settings.get(k)!r}'
+                        for k in sorted(set(previous or {}) | set(settings))
+                        if previous.get(k) != settings.get(k)) if previous is not None else ''
+    if changed and not overwrite:
         raise ConversionError(f'the {split} tiles in {out_dir} were converted with other '
                               f'settings ({changed}); rerun with --overwrite to rewrite them')
 
