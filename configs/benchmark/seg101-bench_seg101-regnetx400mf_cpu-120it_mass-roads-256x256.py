@@ -1,7 +1,9 @@
 # SEG101-Bench on real Massachusetts tiles: architectures sampled uniformly from SEG101 (random
 # search, seed 0), each trained with the 120-iteration real-tile recipe, validated four times
 # and tested once, and scored by every registered zero-cost proxy at random initialisation on
-# one batch of 32 augmented training tiles. The file grows after every round of 10.
+# one batch of 8 augmented training tiles (the paper's 32 would cost about 7 minutes per
+# network on 2 CPU cores, more than its training; docs/study.md). The file grows after every
+# round of 10.
 # Before the build: convert the tiles without the training tiles that are all no-data (a third
 # of the sample's; they hold no labelled pixel to learn from), and train the shared backbone
 # (docs/datasets.md, 'The CPU protocol'):
@@ -26,6 +28,6 @@ custom_hooks = [
     dict(
         type='BenchmarkExportHook',
         out='benchmarks/seg101-bench_mass-roads-cpu.json',
-        proxies=dict(batch_size=32, chunk_size=8, seed=0, threads=2),
+        proxies=dict(batch_size=8, chunk_size=8, seed=0, threads=2),
         meta=dict(name='SEG101-Bench (Massachusetts Roads sample, CPU protocol)'))
 ]
