@@ -34,32 +34,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
+from .registry import LAUNCHERS, build_registered
 from .result_hook import read_result
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-#: Launcher name -> class, for :func:`build_launcher`.
-LAUNCHERS = {}
-#: Short names of the launchers.
-LAUNCHER_ALIASES = dict(local='LocalLauncher', slurm='SlurmLauncher',
-                        inprocess='InProcessLauncher')
-
-
-def register_launcher(cls):
-    LAUNCHERS[cls.__name__] = cls
-    return cls
-
 
 def build_launcher(cfg: dict) -> 'Launcher':
-    if not isinstance(cfg, dict) or 'type' not in cfg:
-        raise ValueError(f'a launcher config must be a dict with a "type" key, got {cfg!r}')
-    cfg = dict(cfg)
-    name = cfg.pop('type')
-    name = LAUNCHER_ALIASES.get(name, name)
-    if name not in LAUNCHERS:
-        raise ValueError(f'unknown launcher {name!r}; expected one of {sorted(LAUNCHERS)} or '
-                         f'{sorted(LAUNCHER_ALIASES)}')
-    return LAUNCHERS[name](**cfg)
+    """Build a launcher from ``dict(type='LocalLauncher', ...)`` (or ``type='local'``)."""
+    return build_registered(LAUNCHERS, 'launcher', cfg)
 
 
 @dataclass
@@ -340,7 +323,7 @@ def _detect_gpus():
         return []
 
 
-@register_launcher
+@LAUNCHERS.register_module(name=['LocalLauncher', 'local'])
 class LocalLauncher(_SubprocessLauncher):
     """Train each candidate with ``tools/dist_train.sh CONFIG N`` on this machine.
 
@@ -577,7 +560,7 @@ def _submitit():
     return submitit
 
 
-@register_launcher
+@LAUNCHERS.register_module(name=['SlurmLauncher', 'slurm'])
 class SlurmLauncher(_SubprocessLauncher):
     """One Slurm job per candidate.
 
@@ -782,7 +765,7 @@ class SlurmLauncher(_SubprocessLauncher):
         self.running = []
 
 
-@register_launcher
+@LAUNCHERS.register_module(name=['InProcessLauncher', 'inprocess'])
 class InProcessLauncher(Launcher):
     """Train each candidate with an mmengine Runner inside the search process.
 

@@ -30,11 +30,12 @@ from . import lock
 from .config_writer import candidate_config, set_genotype, write_config
 from .controller import SearchController  # noqa: F401  (search configs name it)
 from .errors import SearchConfigError, SearchError, SearchExists, SearchStopped
-from .launchers import LAUNCHER_ALIASES, LAUNCHERS, Job, build_launcher, kill_stale, outcome
+from .launchers import Job, build_launcher, kill_stale, outcome
 from .ledger import Ledger
 from .measure import ModelMeasure
+from .registry import LAUNCHERS, STRATEGIES, expected_types, registered_type
 from .result_hook import RESULT_FILE
-from .strategy import STRATEGIES, build_strategy
+from .strategy import build_strategy
 from .templates import load_template
 
 
@@ -163,10 +164,11 @@ def check_search_config(train_cfg: dict):
             raise _bad('measure', measure, f'None or a dict of some of {names}')
 
     strategy = get('strategy')
-    if not isinstance(strategy, dict) or strategy.get('type') not in STRATEGIES:
+    if not isinstance(strategy, dict) or \
+            registered_type(STRATEGIES, strategy.get('type')) is None:
         key, value = ('strategy.type', strategy.get('type')) if isinstance(strategy, dict) \
             else ('strategy', strategy)
-        raise _bad(key, value, f'one of {sorted(STRATEGIES)}')
+        raise _bad(key, value, expected_types(STRATEGIES))
     try:
         build_strategy(strategy, budget=budget, seed=get('seed'),
                        measure=(lambda g: {}) if measure is not None else None)
@@ -175,13 +177,12 @@ def check_search_config(train_cfg: dict):
 
     launcher = get('launcher')
     if not isinstance(launcher, dict) or 'type' not in launcher:
-        raise _bad('launcher', launcher, f'a dict with a "type" of {sorted(LAUNCHERS)}')
-    name = LAUNCHER_ALIASES.get(launcher['type'], launcher['type'])
-    if name not in LAUNCHERS:
-        raise _bad('launcher.type', launcher['type'],
-                   f'one of {sorted(LAUNCHERS)} or {sorted(LAUNCHER_ALIASES)}')
-    options = [n for n in inspect.signature(LAUNCHERS[name].__init__).parameters
-               if n != 'self']
+        raise _bad('launcher', launcher, f'a dict whose "type" is {expected_types(LAUNCHERS)}')
+    cls = registered_type(LAUNCHERS, launcher['type'])
+    if cls is None:
+        raise _bad('launcher.type', launcher['type'], expected_types(LAUNCHERS))
+    name = cls.__name__
+    options = [n for n in inspect.signature(cls.__init__).parameters if n != 'self']
     for k in launcher:
         if k != 'type' and k not in options:
             raise SearchConfigError(f'train_cfg.launcher.{k} is not an option of {name}; '

@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from seg101_mm.space import Genotype, Mutator, sample
+from .registry import STRATEGIES, build_registered
 
 #: The predictor of round ``r`` is seeded with ``seed * PREDICTOR_SEED_STRIDE + r``: a prime
 #: larger than any round count, so no two (seed, round) pairs share a predictor seed.
@@ -35,27 +36,10 @@ PREDICTOR_SEED_STRIDE = 100003
 #: acquisition values: a stream of its own, apart from the round's other random choices.
 ACQUISITION_STREAM = 7
 
-#: Strategy name -> class, for :func:`build_strategy` (kept free of mmengine on purpose).
-STRATEGIES = {}
-
-
-def register_strategy(cls):
-    STRATEGIES[cls.__name__] = cls
-    return cls
-
 
 def build_strategy(cfg: dict, **default_args) -> 'SearchStrategy':
     """Build a strategy from ``dict(type='NPENASNP', ...)``; ``default_args`` fill the gaps."""
-    if not isinstance(cfg, dict) or 'type' not in cfg:
-        raise ValueError(f'a strategy config must be a dict with a "type" key, got {cfg!r}')
-    cfg = dict(cfg)
-    name = cfg.pop('type')
-    if name not in STRATEGIES:
-        raise ValueError(f'unknown search strategy {name!r}; expected one of '
-                         f'{sorted(STRATEGIES)}')
-    for k, v in default_args.items():
-        cfg.setdefault(k, v)
-    return STRATEGIES[name](**cfg)
+    return build_registered(STRATEGIES, 'search strategy', cfg, default_args)
 
 
 class SearchStrategy(ABC):
@@ -215,7 +199,7 @@ class SearchStrategy(ABC):
         self.measured = {k: dict(v) for k, v in state.get('measured', {}).items()}
 
 
-@register_strategy
+@STRATEGIES.register_module()
 class RandomSearch(SearchStrategy):
     """Random search baseline: batches of ``batch_size`` distinct uniform samples.
 
@@ -231,7 +215,7 @@ class RandomSearch(SearchStrategy):
         return self.sample_new(self.rng(round_index), min(self.batch_size, room))
 
 
-@register_strategy
+@STRATEGIES.register_module()
 class NPENASNP(SearchStrategy):
     """NPENAS-NP: predictor-guided evolution with a GIN predictor (docs/method.md section 6).
 
@@ -350,7 +334,7 @@ class NPENASNP(SearchStrategy):
         return [pool[i] for i in order[:k]]
 
 
-@register_strategy
+@STRATEGIES.register_module()
 class NPENASBO(NPENASNP):
     """NPENAS-BO: the same evolution, a predictor with mean and std heads trained with Gaussian
     NLL, and Thompson-style acquisition with one sampled value per candidate (section 6)."""

@@ -76,8 +76,18 @@ def test_local_launcher_gpu_pool(tmp_path, fake_script, monkeypatch):
     assert launcher.free_gpus == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match='gpus_per_candidate=3 but the pool has only 2'):
         LocalLauncher(gpus=2, gpus_per_candidate=3)
-    with pytest.raises(ValueError, match="unknown launcher 'ssh'"):
+    with pytest.raises(ValueError) as e:
         build_launcher(dict(type='ssh'))
+    assert str(e.value) == ("unknown launcher 'ssh'; expected one of ['InProcessLauncher', "
+                            "'LocalLauncher', 'SlurmLauncher'] or ['inprocess', 'local', "
+                            "'slurm']")
+
+
+@pytest.mark.parametrize('type_', ['LocalLauncher', 'local', 'mmseg.LocalLauncher',
+                                   'mmseg.local', LocalLauncher])
+def test_launcher_types_are_names_aliases_scoped_names_or_classes(type_):
+    launcher = build_launcher(dict(type=type_, gpus=3, max_concurrent=2))
+    assert type(launcher) is LocalLauncher and launcher.free_gpus == [0, 1, 2]
 
 
 def fake_bin(tmp_path, name, body):

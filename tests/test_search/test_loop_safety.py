@@ -322,6 +322,12 @@ def test_ctrl_c_ends_jobs_with_their_workers_and_resume_trains_them(
      "expected one of ['NPENASBO', 'NPENASNP', 'RandomSearch']"),
     ('train_cfg.launcher.type=ssh', "train_cfg.launcher.type='ssh' is not allowed; expected "
      "one of ['InProcessLauncher', 'LocalLauncher', 'SlurmLauncher']"),
+    ('train_cfg.strategy.type=mmdet.RandomSearch', "train_cfg.strategy.type="
+     "'mmdet.RandomSearch' is not allowed; expected one of ['NPENASBO', 'NPENASNP', "
+     "'RandomSearch']"),
+    ('train_cfg.launcher.type=mmseg.ssh', "train_cfg.launcher.type='mmseg.ssh' is not allowed; "
+     "expected one of ['InProcessLauncher', 'LocalLauncher', 'SlurmLauncher'] or "
+     "['inprocess', 'local', 'slurm']"),
     ('train_cfg.launcher.colour=red', 'train_cfg.launcher.colour is not an option of '
      "LocalLauncher; expected some of ['gpus', 'gpus_per_candidate', 'max_concurrent'"),
     ('train_cfg.launcher.max_concurrent=0', 'max_concurrent must be a positive int, got 0'),

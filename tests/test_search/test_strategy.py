@@ -1,4 +1,7 @@
 """Strategies through ask/tell (docs/method.md section 6), without training anything."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -127,6 +130,37 @@ def test_never_reproposes_and_rejects_bad_tells():
         RandomSearch(budget=0)
     with pytest.raises(ValueError, match="unknown search strategy 'NPENAS'"):
         build_strategy(dict(type='NPENAS'))
+
+
+def test_strategy_types_are_registry_names_scoped_names_or_classes():
+    plain = run(build_strategy(dict(type='RandomSearch', batch_size=2), budget=5, seed=3))
+    for type_ in ('mmseg.RandomSearch', RandomSearch):
+        s = build_strategy(dict(type=type_, batch_size=2), budget=5, seed=3)
+        assert type(s) is RandomSearch and run(s) == plain
+    assert type(build_strategy(dict(type='mmseg.NPENASBO'))) is NPENASBO
+    # Another scope, a dotted path that mmengine would import, a class that is not registered.
+    for type_ in ('mmdet.RandomSearch', 'os.getcwd', dict):
+        with pytest.raises(ValueError) as e:
+            build_strategy(dict(type=type_))
+        assert str(e.value) == (f"unknown search strategy {type_!r}; expected one of "
+                                f"['NPENASBO', 'NPENASNP', 'RandomSearch']")
+
+
+def test_strategies_build_without_torch():
+    # torch is installed here; the subprocess hides it (and mmseg, mmcv) from imports, as on a
+    # machine with mmengine only.
+    code = ('import sys\n'
+            'class Block:\n'
+            '    def find_spec(self, name, path=None, target=None):\n'
+            '        if name.split(".")[0] in ("torch", "mmseg", "mmcv"):\n'
+            '            raise ModuleNotFoundError(name=name)\n'
+            'sys.meta_path.insert(0, Block())\n'
+            'from seg101_mm.search import build_strategy\n'
+            's = build_strategy(dict(type="mmseg.RandomSearch", batch_size=2), budget=2)\n'
+            'print(len(s.ask(5)), "torch" in sys.modules)\n')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == '2 False'
 
 
 def test_state_dict_round_trip_gives_the_same_future():
