@@ -1,7 +1,7 @@
 # SEG101-Bench on real Massachusetts tiles: architectures sampled uniformly from SEG101 (random
-# search, seed 0), each trained with the 120-iteration real-tile recipe, validated four times
-# and tested once, and scored by every registered zero-cost proxy at random initialisation on
-# one batch of 8 augmented training tiles (the paper's 32 would cost about 7 minutes per
+# search, seed 0), each trained with the 160-iteration real-tile recipe on 128x128 crops,
+# validated four times and tested once, and scored by every registered zero-cost proxy at random initialisation on
+# one batch of 8 augmented 128x128 training crops (the paper's 32 tiles would cost minutes per
 # network on 2 CPU cores, more than its training; docs/study.md). The file grows after every
 # round of 10.
 # Before the build: convert the tiles without the training tiles that are all no-data (a third
@@ -20,7 +20,7 @@ train_cfg = dict(
     seed=0,
     candidate=dict(
         template='configs/benchmark/candidates/'
-        'seg101_regnetx400mf-inhouse_1xb4-cpu-120it_mass-roads-256x256.py',
+        'seg101_regnetx400mf-inhouse_1xb4-cpu-160it_mass-roads-128x128.py',
         test=True),
     export=None,
     max_failures=10)
