@@ -37,7 +37,9 @@ def main(argv=None) -> int:
     try:
         bench = build(args.config, args.work_dir, args.num, args.out, args.cfg_options)
     except (BenchmarkError, SearchError, LedgerError) as e:
-        print(f'error: {e}', file=sys.stderr)
+        # a stopped build continues with the same command, not with tools/search.py --resume
+        text = str(e).replace('continue it with --resume', 'run the same command to continue')
+        print(f'error: {text}', file=sys.stderr)
         return getattr(e, 'exit_code', 1)
     except KeyboardInterrupt:
         print('error: interrupted; run the same command again to continue', file=sys.stderr)
