@@ -52,6 +52,9 @@ def _configs():
 
 
 TRAINING_CONFIGS, SEARCH_CONFIGS = _configs()
+#: Search configs that export a best architecture (a benchmark build exports none).
+EXPORTING_CONFIGS = [c for c in SEARCH_CONFIGS
+                     if Config.fromfile(REPO / c).train_cfg.get('export') is not None]
 
 
 def _load_train_tool():
@@ -116,6 +119,9 @@ def cpu_test_options(cfg, data_root, run_name) -> list:
         i = _index(cfg.val_dataloader.dataset.pipeline, 'Resize')
         if i is not None:
             opts.append(f'val_dataloader.dataset.pipeline.{i}.scale={crop}')
+        i = _index(cfg.val_dataloader.dataset.pipeline, 'CenterCropTile')
+        if i is not None:
+            opts.append(f'val_dataloader.dataset.pipeline.{i}.crop_size={CROP}')
     return opts
 
 
@@ -133,6 +139,12 @@ def test_the_glob_finds_every_kind_of_config():
     dirs = {Path(p).parent.name for p in TRAINING_CONFIGS}
     assert {'seg101', 'deeplabv3plus', 'pspnet', 'candidates', 'full'} <= dirs
     assert SEARCH_CONFIGS, 'no search config found under configs/search'
+    assert 'candidates' in {Path(p).parent.name for p in TRAINING_CONFIGS
+                            if Path(p).parts[1] == 'benchmark'}
+    # a search config without an export is a benchmark build, which writes its file instead
+    for c in set(SEARCH_CONFIGS) - set(EXPORTING_CONFIGS):
+        hooks = Config.fromfile(REPO / c).get('custom_hooks') or []
+        assert [h['type'] for h in hooks] == ['BenchmarkExportHook'], c
 
 
 def _train_and_read_scalars(train_tool, config_path, data_root, work_dir):
@@ -160,7 +172,7 @@ def test_config_trains_two_iterations_and_validates(config, tiny_data, train_too
     _check_run(rows, config)
 
 
-@pytest.mark.parametrize('search_config', SEARCH_CONFIGS)
+@pytest.mark.parametrize('search_config', EXPORTING_CONFIGS)
 def test_exported_best_architecture_config_trains(search_config, tiny_data, train_tool,
                                                   tmp_path):
     from seg101_mm.search.reports import export_best

@@ -28,7 +28,7 @@ train_pipeline = [
 val_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
-    dict(type='CenterCrop', crop_size=256),
+    dict(type='CenterCropTile', crop_size=256),
     dict(type='PackSegInputs')
 ]
 model = dict(data_preprocessor=dict(size=crop_size))
