@@ -34,7 +34,7 @@ PROXY_DIGITS = 6
 #: Measures recorded beside the proxies rather than among them.
 SIZE_FIELDS = ('params', 'flops')
 #: Tiles drawn per tile of the proxies' batch, from which blank ones are passed over.
-BATCH_DRAW_FACTOR = 3
+BATCH_DRAW_FACTOR = 6
 
 
 def stable_seed(key: str) -> int:
@@ -139,9 +139,10 @@ class ProxyScorer:
     train mode (batch-norm statistics of the batch), and scored on one batch of
     ``batch_size`` augmented tiles drawn by ``seed`` from the template's training pipeline,
     in micro-batches of ``chunk_size``. Tiles with less than ``min_labelled`` of their pixels
-    labelled are passed over when the batch is drawn: a crop of a blank no-data area (white in
-    the Massachusetts imagery, ignored by the converter) is the same image for every draw, and
-    two equal images make NASWOT's kernel singular for every network.
+    labelled are passed over when the batch is drawn (from six times as many): a crop of a
+    blank no-data area (white in the Massachusetts imagery, ignored by the converter) is the
+    same image for every draw, and two equal images make NASWOT's kernel singular for every
+    network.
 
     Args:
         template (dict): The loaded candidate template (a config dict).
@@ -156,7 +157,7 @@ class ProxyScorer:
 
     def __init__(self, template: dict, data_root: str, names: Optional[Sequence[str]] = None,
                  batch_size: int = 32, chunk_size: Optional[int] = 8, seed: int = 0,
-                 threads: Optional[int] = None, min_labelled: float = 0.5):
+                 threads: Optional[int] = None, min_labelled: float = 0.25):
         from seg101_mm.proxies import available_proxies
         self.template = template
         self.data_root = data_root

@@ -178,7 +178,7 @@ def test_proxy_batch_passes_over_blank_tiles(built):
     for s in batch['data_samples']:
         assert float((s.gt_sem_seg.data != 255).float().mean()) >= 0.5
     strict = ProxyScorer(template, data, names=['params'], batch_size=2, min_labelled=1.01)
-    with pytest.raises(ValueError, match=r'only 0 of 4 drawn training tiles have >= 101% '
+    with pytest.raises(ValueError, match=r'only 0 of 12 drawn training tiles have >= 101% '
                                          r'labelled pixels; expected 2'):
         strict.batch
     assert np.isfinite(scorer('ga=conv3x3,conv3x3,conv3x3,conv3x3;gb=se,se,se,se;'
