@@ -174,6 +174,21 @@ def correlation_markdown(rows) -> str:
     return '\n'.join(lines)
 
 
+def _cost_line(bench: Benchmark, prox: dict) -> str:
+    proxy_s = [e['proxy_seconds'] for e in bench if e.get('proxy_seconds') is not None]
+    train_s = [e['train_seconds'] for e in bench if e.get('train_seconds') is not None]
+    text = '- Cost per network (medians):'
+    if train_s:
+        text += (f' training {_fmt(float(np.median(train_s)), 0)} s on one core '
+                 f'(range {_fmt(min(train_s), 0)} to {_fmt(max(train_s), 0)} s)')
+    if proxy_s:
+        text += (f'; every proxy on the batch of {prox.get("batch_size")} '
+                 f'{_fmt(float(np.median(proxy_s)), 0)} s. The paper scores on 32 tiles: '
+                 f'that would cost about {32 / max(prox.get("batch_size") or 32, 1):.0f} times '
+                 f'as much per network, more than its training on a CPU')
+    return text + '.'
+
+
 def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_json) -> str:
     meta = bench.meta
     proto = meta.get('protocol', {})
@@ -258,6 +273,7 @@ def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_
         f'{prox.get("batch_size")} augmented training tiles (seed {prox.get("seed")}) in '
         f'chunks of {prox.get("chunk_size")}, at random initialisation '
         f'({prox.get("init")}), in {prox.get("mode")}.',
+        _cost_line(bench, prox),
         f'- Search config: `{meta.get("search_config")}`; software: '
         f'{", ".join(f"{k} {v}" for k, v in (meta.get("software") or {}).items())}.',
         '',
