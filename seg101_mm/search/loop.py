@@ -3,8 +3,9 @@
 :class:`NPENASSearchLoop` ties the parts together and owns none of their logic: the strategy
 (:mod:`.strategy`) proposes, the config writer (:mod:`.config_writer`) turns every proposal into
 a standalone mmseg config in the work_dir, a launcher (:mod:`.launchers`) trains it, the ledger
-(:mod:`.ledger`) records everything durably, and :mod:`.reports` writes the leaderboard, plots
-and the best architecture's full-training config after every round.
+(:mod:`.ledger`) records everything durably, and after every round :mod:`.reports` writes the
+leaderboard, plots and the best architecture's full-training config, and :mod:`.visualization`
+one point per finished candidate to the runner's visualizer (TensorBoard, ``scalars.json``).
 
 ``tools/search.py CONFIG [--work-dir DIR] [--resume]`` runs it through mmengine's Runner. The
 Runner needs a model and an optimiser to enter ``train()``, so search configs use
@@ -37,6 +38,7 @@ from .registry import LAUNCHERS, STRATEGIES, expected_types, registered_type
 from .result_hook import RESULT_FILE
 from .strategy import build_strategy
 from .templates import load_template
+from .visualization import write_search_scalars
 
 
 CANDIDATE_KEYS = ('template', 'overrides', 'iters', 'data_root', 'synthetic', 'seed', 'test')
@@ -364,6 +366,7 @@ class NPENASSearchLoop(BaseLoop):
         return str(target.resolve())
 
     def _setup(self):
+        self._scalars_written = 0  # points of write_search_scalars in this run's visualizer
         lock.acquire(self.work_dir)
         self._locked = True
         ledger_path = self.work_dir / LEDGER_FILE
@@ -517,7 +520,12 @@ class NPENASSearchLoop(BaseLoop):
         data_root = self.export.get('data_root') if self.export else None
         if data_root is None and not self.synthetic_data:
             data_root = self.data_root
-        write_reports(self.ledger.records(), self.work_dir, self.export, data_root=data_root)
+        records = self.ledger.records()
+        write_reports(records, self.work_dir, self.export, data_root=data_root)
+        # One point per finished candidate for the search config's vis_backends (TensorBoard,
+        # LocalVisBackend's scalars.json); a resumed search writes them all to its new log dir.
+        self._scalars_written = write_search_scalars(self.runner.visualizer, records,
+                                                     start=self._scalars_written)
         self._reported = self._trained()
 
     def _stop_jobs(self):

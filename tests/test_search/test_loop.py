@@ -60,6 +60,28 @@ def test_inprocess_search_trains_real_candidates(tmp_path, search_config):
         search([cfg, '--work-dir', str(wd)])
 
 
+def test_search_writes_one_scalar_point_per_candidate(tmp_path, search_config):
+    # Scoped registry names for the strategy and the launcher, as any other config key takes.
+    cfg = search_config(tmp_path / 'search.py', dict(type='mmseg.inprocess'), budget=2,
+                        num_init=1, top_k=1, iters=1, strategy='mmseg.NPENASNP')
+    with open(cfg, 'a') as fh:
+        fh.write("visualizer = dict(type='Visualizer',\n"
+                 "                  vis_backends=[dict(type='LocalVisBackend')])\n")
+    wd = tmp_path / 'wd'
+    search([cfg, '--work-dir', str(wd)])
+    recs = ledger(wd)
+    assert [r['status'] for r in recs] == ['done'] * 2, [r.get('cause') for r in recs]
+    files = list(wd.glob('*/vis_data/scalars.json'))  # <work_dir>/<timestamp>/vis_data
+    assert len(files) == 1, files
+    points = [json.loads(line) for line in files[0].read_text().splitlines()]
+    finished = sorted(recs, key=lambda r: (r['ended_at'], r['id']))
+    assert [p['step'] for p in points] == [1, 2]
+    assert [p['search/score'] for p in points] == [r['score'] for r in finished]
+    assert points[1]['search/best_score'] == max(r['score'] for r in recs)
+    assert [p['search/round'] for p in points] == [0, 1]
+    assert points[0]['candidate/mIoU'] == finished[0]['metrics']['mIoU']
+
+
 def test_real_dist_train_jobs(tmp_path, search_config):
     launcher = dict(type='LocalLauncher', gpus=[], gpus_per_candidate=1, max_concurrent=1)
     cfg = search_config(tmp_path / 'search.py', launcher, budget=1, num_init=1,
