@@ -59,6 +59,17 @@ def entry_from_record(rec: dict, scores: Optional[dict] = None) -> dict:
                  test=_rounded(rec.get('test_metrics')))
     if rec.get('train_seconds') is not None:
         entry['train_seconds'] = round(float(rec['train_seconds']), 1)
+    return with_scores(entry, scores)
+
+
+#: Fields of an entry that come from its proxy scores.
+SCORE_FIELDS = SIZE_FIELDS + ('proxies', 'proxy_failures', 'proxy_seconds')
+
+
+def with_scores(entry: dict, scores: Optional[dict]) -> dict:
+    """``entry`` with the fields of ``scores`` (:class:`ProxyScorer`'s output), or with none
+    of them when ``scores`` is None."""
+    entry = {k: v for k, v in entry.items() if k not in SCORE_FIELDS}
     if scores:
         values = scores.get('values', {})
         for k in SIZE_FIELDS:
@@ -273,34 +284,43 @@ def export_benchmark(records, out, meta: dict, scorer: Optional[ProxyScorer] = N
                      cache: Optional[ProxyCache] = None, progress: bool = True) -> Benchmark:
     """Merge the done records (and their proxy scores) into the benchmark file ``out``.
 
-    Entries already in the file and absent from ``records`` are kept. New proxy scores are
-    computed with ``scorer`` (None: keep what the cache and the file hold) and cached.
+    Entries already in the file and absent from ``records`` are kept. Proxy scores count only
+    when they were computed with the proxy settings of ``meta`` (``meta['proxies']``): with
+    other settings an entry's scores are computed again by ``scorer`` and cached, or, with no
+    ``scorer``, left out until a later export computes them, so that every score in the file
+    comes from the settings its ``meta`` names.
     """
     out = Path(out)
     bench = Benchmark.load(out) if out.exists() else Benchmark()
-    done = [r for r in records if r['status'] == 'done']
+    settings = (meta or {}).get('proxies')
+    file_scores_valid = bench.meta.get('proxies') == settings
+
+    def valid_scores(key):
+        row = cache.get(key) if cache is not None else None
+        if row is not None and row.get('settings') == settings:
+            return row
+        return scores_of_entry(bench.entries.get(key, {})) if file_scores_valid else None
+
+    for r in records:
+        if r['status'] == 'done':
+            bench.entries[r['key']] = entry_from_record(r, valid_scores(r['key']))
+            bench.failed.pop(r['key'], None)
+        elif r['status'] == 'failed' and r['key'] not in bench.entries:
+            bench.failed[r['key']] = dict(genotype=r['genotype'], id=r['id'],
+                                          cause=r.get('cause'))
     if scorer is not None and cache is not None:
-        todo = [r for r in done if r['key'] not in cache
-                and scores_of_entry(bench.entries.get(r['key'], {})) is None]
+        todo = [k for k in sorted(bench.entries) if valid_scores(k) is None]
         if todo:
             from mmengine.utils import ProgressBar
             bar = ProgressBar(len(todo), file=sys.stderr) if progress else None
-            for r in todo:
-                cache.add(r['key'], scorer(r['genotype']))
+            for k in todo:
+                cache.add(k, dict(scorer(bench.entries[k]['genotype']), settings=settings))
                 if bar is not None:
                     bar.update()
             if bar is not None:
                 sys.stderr.write('\n')
-    for r in done:
-        scores = cache.get(r['key']) if cache is not None else None
-        if scores is None:
-            scores = scores_of_entry(bench.entries.get(r['key'], {}))
-        bench.entries[r['key']] = entry_from_record(r, scores)
-        bench.failed.pop(r['key'], None)
-    for r in records:
-        if r['status'] == 'failed' and r['key'] not in bench.entries:
-            bench.failed[r['key']] = dict(genotype=r['genotype'], id=r['id'],
-                                          cause=r.get('cause'))
+    for k in list(bench.entries):
+        bench.entries[k] = with_scores(bench.entries[k], valid_scores(k))
     bench.meta = meta
     bench.save(out)
     return bench

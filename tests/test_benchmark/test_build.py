@@ -178,9 +178,41 @@ def test_proxy_batch_passes_over_blank_tiles(built):
     for s in batch['data_samples']:
         assert float((s.gt_sem_seg.data != 255).float().mean()) >= 0.5
     strict = ProxyScorer(template, data, names=['params'], batch_size=2, min_labelled=1.01)
-    with pytest.raises(ValueError, match=r'only 0 of 12 drawn training tiles have >= 101% '
+    with pytest.raises(ValueError, match=r'only 0 of 4 drawn training tiles have >= 101% '
                                          r'labelled pixels; expected 2'):
         strict.batch
     assert np.isfinite(scorer('ga=conv3x3,conv3x3,conv3x3,conv3x3;gb=se,se,se,se;'
                               'st=conv3x3,conv3x3,conv3x3,conv3x3;h0=01+02+13/01+12;'
                               'h1=02+03+23/01+02;hm=concat_head')['values']['params'])
+
+
+def test_scores_of_other_proxy_settings_are_computed_again(built, tmp_path):
+    """A file whose proxies were scored with other settings (e.g. another batch size) gets
+    every entry scored again; no score of the old settings stays beside the new meta."""
+    from seg101_mm.benchmark.builder import ProxyCache, export_benchmark
+    tmp, _, out = built
+    copy = tmp_path / 'bench.json'
+    copy.write_text(Path(out).read_text())
+    bench = load_benchmark(copy)
+    records = Ledger(tmp / 'wd' / 'ledger.jsonl', readonly=True).records()
+    calls = []
+
+    def scorer(genotype):
+        calls.append(genotype)
+        return dict(values=dict(params=1.0, snip=float(len(calls))), reasons={}, seconds=0.5)
+
+    meta = dict(bench.meta, proxies=dict(bench.meta['proxies'], batch_size=99))
+    cache = ProxyCache(tmp_path / 'proxies.jsonl')
+    new = export_benchmark(records, copy, meta, scorer, cache, progress=False)
+    assert len(calls) == 3 and new.meta['proxies']['batch_size'] == 99
+    assert sorted(e['proxies']['snip'] for e in new) == [1.0, 2.0, 3.0]
+    assert all(e['params'] == 1.0 and 'nwot' not in e['proxies'] for e in new)
+    # the same settings again: nothing is scored, the cache answers
+    export_benchmark(records, copy, meta, scorer, ProxyCache(tmp_path / 'proxies.jsonl'),
+                     progress=False)
+    assert len(calls) == 3
+    # other settings and no scorer (a stopped build): the entries carry no proxies
+    meta3 = dict(meta, proxies=dict(meta['proxies'], seed=5))
+    bare = export_benchmark(records, copy, meta3, None, ProxyCache(tmp_path / 'proxies.jsonl'),
+                            progress=False)
+    assert len(bare) == 3 and all('proxies' not in e and 'params' not in e for e in bare)
