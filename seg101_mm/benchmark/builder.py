@@ -59,6 +59,8 @@ def entry_from_record(rec: dict, scores: Optional[dict] = None) -> dict:
                  test=_rounded(rec.get('test_metrics')))
     if rec.get('train_seconds') is not None:
         entry['train_seconds'] = round(float(rec['train_seconds']), 1)
+    if rec.get('backbone_sha256'):
+        entry['backbone_sha256'] = rec['backbone_sha256']
     return with_scores(entry, scores)
 
 
@@ -100,7 +102,8 @@ def record_from_entry(entry: dict) -> dict:
                 curve=[dict(iter=p['iter'], metrics={k: v for k, v in p.items() if k != 'iter'})
                        for p in entry.get('curve') or []],
                 test_metrics=dict(entry.get('test') or {}),
-                train_seconds=entry.get('train_seconds'), imported=True)
+                train_seconds=entry.get('train_seconds'),
+                backbone_sha256=entry.get('backbone_sha256'), imported=True)
 
 
 # ---------------------------------------------------------------------- proxies
@@ -253,6 +256,14 @@ def _relative(path) -> str:
         return str(path)
 
 
+def _eval_crop(dataset: dict):
+    """The side of the centre crop an evaluation pipeline scores (None: whole tiles)."""
+    for t in dataset.get('pipeline') or []:
+        if isinstance(t, dict) and t.get('type') == 'CenterCropTile':
+            return t.get('crop_size')
+    return None
+
+
 def benchmark_meta(loop, scorer: Optional[ProxyScorer], extra: Optional[dict] = None) -> dict:
     """How a benchmark's entries were produced: enough to retrain and rescore any of them."""
     import mmengine
@@ -261,6 +272,7 @@ def benchmark_meta(loop, scorer: Optional[ProxyScorer], extra: Optional[dict] = 
     cfg_file = getattr(loop.runner.cfg, 'filename', None)
     template = loop.template
     val = template['val_dataloader']['dataset']
+    test = template['test_dataloader']['dataset']
     meta = dict(
         search_config=_relative(cfg_file) if cfg_file else None,
         protocol=dict(candidate_template=loop.candidate['template'],
@@ -269,8 +281,10 @@ def benchmark_meta(loop, scorer: Optional[ProxyScorer], extra: Optional[dict] = 
                       val_interval=template['train_cfg'].get('val_interval')),
         data=dict(dataset=template['train_dataloader']['dataset'].get('type'),
                   data_root=loop.candidate.get('data_root'),
-                  val=dict(split=val.get('data_prefix'), indices=val.get('indices')),
-                  test=dict(split=template['test_dataloader']['dataset'].get('data_prefix'))),
+                  val=dict(split=val.get('data_prefix'), indices=val.get('indices'),
+                           crop=_eval_crop(val)),
+                  test=dict(split=test.get('data_prefix'), indices=test.get('indices'),
+                            crop=_eval_crop(test))),
         seeds=dict(sampling=loop.seed, training=loop.candidate_seed),
         strategy=dict(loop.strategy_cfg, budget=loop.budget),
         proxies=scorer.settings() if scorer is not None else None,

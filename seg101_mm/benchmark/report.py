@@ -8,7 +8,8 @@ from typing import Optional
 
 import numpy as np
 
-from seg101_mm.proxies.correlation import PAPER_NUM_ARCHITECTURES, spans_decades
+from seg101_mm.proxies.correlation import (PAPER_NUM_ARCHITECTURES, PAPER_PROXY_BATCH,
+                                           spans_decades)
 from . import study
 from .bench import Benchmark
 
@@ -142,6 +143,9 @@ def write_study(bench_path, out_md='docs/study.md', fig_dir='docs/figures/study'
     from .bench import load_benchmark
     bench = load_benchmark(bench_path)
     res = run_study(bench, **kwargs)
+    retrained = retrain_file(bench_path)
+    if retrained.is_file():
+        res['reproducibility'] = json.loads(retrained.read_text())
     fig_dir = Path(fig_dir)
     figs = dict(scatter=plot_scatter(bench, fig_dir / 'proxies_vs_miou.png'),
                 early=plot_early(res['early_vs_final'], fig_dir / 'early_vs_final.png'),
@@ -156,6 +160,44 @@ def write_study(bench_path, out_md='docs/study.md', fig_dir='docs/figures/study'
     tmp.write_text(md)
     os.replace(tmp, out_md)
     return res
+
+
+def retrain_file(bench_path) -> Path:
+    """Where ``tools/analysis_tools/retrain_benchmark.py`` writes a file's retrainings."""
+    bench_path = Path(bench_path)
+    return bench_path.with_name(bench_path.stem + '_retrain.json')
+
+
+def reproducibility_lines(rep: Optional[dict], bench_path) -> list:
+    """The 'Reproducibility' section from a retrain file (its absence stated)."""
+    lines = ['## Reproducibility', '']
+    cmd = (f'`python tools/analysis_tools/retrain_benchmark.py {bench_path} --entries ID ... '
+           '--seeds 0 1 2`')
+    if not rep:
+        return lines + [f'No entry has been retrained yet ({cmd}).', '']
+    lines += [
+        f'Entries retrained from the file alone ({cmd}): the genotype, the recipe its meta '
+        'names and the recorded training seed, plus other seeds for the seed noise. An entry '
+        f'is reproduced when the recorded seed gives a val mIoU within '
+        f'{rep.get("noise_sigmas", 2):g} standard deviations (over the seeds) of the '
+        'recorded value.',
+        '',
+        '| entry | recorded val mIoU | recorded seed again | every seed | mean +- std | '
+        'gap | reproduced |',
+        '|---|---|---|---|---|---|---|']
+    for s in rep.get('summary') or []:
+        values = ', '.join(_fmt(v) for v in s['values'])
+        seeds = ', '.join(str(x) for x in s['seeds'])
+        verdict = {True: 'yes', False: 'no', None: 'n/a'}[s.get('within_noise')]
+        lines.append(f'| {s["id"]} | {_fmt(s["recorded"])} | '
+                     f'{_fmt(s.get("recorded_seed_value"))} | {values} (seeds {seeds}) | '
+                     f'{_fmt(s["mean"])} +- {_fmt(s["std"])} | {_fmt(s["gap"])} | '
+                     f'{verdict} |')
+    hashes = sorted({r.get('backbone_sha256') or 'not recorded'
+                     for r in rep.get('rows') or []})
+    lines += ['', 'Backbone of the retrainings: ' + ', '.join(
+        f'`{h[:12]}`' if h != 'not recorded' else h for h in hashes) + '.', '']
+    return lines
 
 
 def _rel(path, base):
@@ -182,11 +224,45 @@ def _cost_line(bench: Benchmark, prox: dict) -> str:
         text += (f' training {_fmt(float(np.median(train_s)), 0)} s on one core '
                  f'(range {_fmt(min(train_s), 0)} to {_fmt(max(train_s), 0)} s)')
     if proxy_s:
-        text += (f'; every proxy on the batch of {prox.get("batch_size")} '
-                 f'{_fmt(float(np.median(proxy_s)), 0)} s. The paper scores on 32 tiles: '
-                 f'that would cost about {32 / max(prox.get("batch_size") or 32, 1):.0f} times '
-                 f'as much per network, more than its training on a CPU')
+        size = prox.get('batch_size') or PAPER_PROXY_BATCH
+        text += (f'; every proxy together on the batch of {size} '
+                 f'{_fmt(float(np.median(proxy_s)), 0)} s')
+        if size < PAPER_PROXY_BATCH:
+            text += (f'. The paper scores on {PAPER_PROXY_BATCH} tiles: that would cost about '
+                     f'{PAPER_PROXY_BATCH / size:.0f} times as much per network')
+        elif train_s:
+            text += (f', {float(np.median(proxy_s)) / float(np.median(train_s)):.0%} of a '
+                     'training')
     return text + '.'
+
+
+def _split_text(split: Optional[dict], name: str) -> str:
+    """'on 20 of the val tiles (indices 0, 4, ..., 76), their central 256x256' and the like."""
+    split = split or {}
+    idx = split.get('indices')
+    if isinstance(idx, list) and idx:
+        shown = ', '.join(map(str, idx[:2])) + (f', ..., {idx[-1]}' if len(idx) > 2 else '')
+        text = f'on {len(idx)} of the {name} tiles (indices {shown})'
+    else:
+        text = f'on every {name} tile'
+    crop = split.get('crop')
+    if crop:
+        side = crop if isinstance(crop, int) else 'x'.join(map(str, crop))
+        side = f'{side}x{side}' if isinstance(crop, int) else side
+        text += f', their central {side}'
+    return text
+
+
+def _backbone_line(bench: Benchmark) -> str:
+    """Which in-house backbone files (by weights hash) the entries started from."""
+    counts = {}
+    for e in bench:
+        sha = e.get('backbone_sha256') or 'not recorded'
+        counts[sha] = counts.get(sha, 0) + 1
+    parts = [f'`{k[:12]}` ({v} entries)' if k != 'not recorded' else f'not recorded ({v})'
+             for k, v in sorted(counts.items(), key=lambda kv: -kv[1])]
+    return ('- Backbone weights (SHA-256 of the weights each entry started from, '
+            '`backbone_sha256`): ' + ', '.join(parts) + '.')
 
 
 def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_json) -> str:
@@ -243,7 +319,8 @@ def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_
                                  f'{_fmt(r["spearman"])}' for r in early[:-1])
                      + ' with the final val mIoU.')
     if vt:
-        lines.append(f'- Final val mIoU (20 tiles) against test mIoU (whole test split): rho '
+        lines.append(f'- Final val mIoU ({_split_text(data.get("val"), "val")}) against test '
+                     f'mIoU ({_split_text(data.get("test"), "test")}): rho '
                      f'{_fmt(vt[0]["spearman"])} {_ci(vt[0]["spearman_ci"])}.')
     sm = sim['methods']
     lines.append('- Search simulation (median trainings to reach the table\'s top '
@@ -262,9 +339,10 @@ def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_
         f'iterations, validated every {proto.get("val_interval")}; every entry starts from '
         'the same backbone trained in-house on the train split (docs/datasets.md, '
         '\'The CPU protocol\'); neck and head are randomly initialised.',
-        f'- Data: `{data.get("data_root")}` ({data.get("dataset")}). Validation on the fixed '
-        f'val subset {data.get("val", {}).get("indices")} (tiles at full 512x512); test on '
-        'the whole test split once, after training.',
+        f'- Data: `{data.get("data_root")}` ({data.get("dataset")}). Validation '
+        f'{_split_text(data.get("val"), "val")} at every validation; test '
+        f'{_split_text(data.get("test"), "test")}, once, after training.',
+        _backbone_line(bench),
         f'- Sampling: `{meta.get("strategy", {}).get("type")}` with seed '
         f'{meta.get("seeds", {}).get("sampling")}, rounds of '
         f'{meta.get("strategy", {}).get("batch_size")}; training seed '
@@ -307,6 +385,9 @@ def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_
         'holds as trained, so only the missing ones are trained; retraining any entry needs '
         'only its genotype, the recipe and the recorded seed.',
         '',
+    ]
+    lines += reproducibility_lines(res.get('reproducibility'), bench_path)
+    lines += [
         '## Correlation with val mIoU',
         '',
         'Signed Spearman rho and Kendall tau with percentile-bootstrap 95 % intervals (1000 '

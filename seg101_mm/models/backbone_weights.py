@@ -118,3 +118,28 @@ def extract_backbone(checkpoint, out, meta: Optional[dict] = None,
 def backbone_init_cfg(path, prefix: str = BACKBONE_PREFIX) -> dict:
     """The ``model.backbone.init_cfg`` that starts a backbone from an extracted file."""
     return dict(type='Pretrained', checkpoint=str(path), prefix=prefix)
+
+
+def pretrained_weights_sha256(init_cfg) -> Optional[str]:
+    """The weights hash of the local file a ``Pretrained`` ``init_cfg`` starts from.
+
+    Hashes the checkpoint's tensors under the ``init_cfg``'s ``prefix`` (all of them without
+    one), as :func:`extract_backbone` names its output. None when ``init_cfg`` starts from no
+    local file (random init, a URL or another initialiser).
+    """
+    import torch
+    if not isinstance(init_cfg, dict) or init_cfg.get('type') != 'Pretrained':
+        return None
+    checkpoint = init_cfg.get('checkpoint')
+    if not isinstance(checkpoint, (str, Path)):
+        return None
+    path = Path(os.path.expanduser(str(checkpoint)))
+    if not path.is_file():
+        return None
+    loaded = torch.load(path, map_location='cpu', weights_only=True)
+    state = loaded.get('state_dict', loaded) if isinstance(loaded, dict) else {}
+    prefix = init_cfg.get('prefix') or ''
+    if prefix and not prefix.endswith('.'):
+        prefix += '.'
+    return weights_sha256({k: v for k, v in state.items()
+                           if k.startswith(prefix) and isinstance(v, torch.Tensor)})

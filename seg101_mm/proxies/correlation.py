@@ -14,6 +14,8 @@ import numpy as np
 PAPER_TABLE2_SPEARMAN = dict(grad_norm=-0.45, snip=-0.46, grasp=0.07, fisher=-0.48,
                              synflow=0.05, jacob_cov=0.03)
 PAPER_NUM_ARCHITECTURES = 498
+#: The paper scores every proxy on one batch of this many augmented training tiles.
+PAPER_PROXY_BATCH = 32
 
 
 def _finite(value):

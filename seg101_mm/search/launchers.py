@@ -100,7 +100,8 @@ def first_exception(path, window: int = 1 << 20) -> Optional[str]:
 
 
 #: What a done result may add to its final val metrics (:mod:`.result_hook`), kept as given.
-RESULT_EXTRAS = ('curve', 'test_metrics', 'val_seconds', 'test_seconds', 'elapsed')
+RESULT_EXTRAS = ('curve', 'test_metrics', 'val_seconds', 'test_seconds', 'elapsed',
+                 'backbone_sha256')
 
 
 def outcome(job: Job, returncode=None, timed_out=False, ended: Optional[str] = None) -> dict:

@@ -31,7 +31,8 @@ STATUSES = ('queued', 'running', 'done', 'failed')
 #: Fields of a candidate record (all JSON values).
 FIELDS = ('id', 'genotype', 'key', 'round', 'status', 'config', 'work_dir', 'log', 'seed',
           'score', 'metrics', 'measures', 'cause', 'attempts', 'queued_at', 'started_at',
-          'ended_at', 'pid', 'curve', 'test_metrics', 'train_seconds', 'imported')
+          'ended_at', 'pid', 'curve', 'test_metrics', 'train_seconds', 'imported',
+          'backbone_sha256')
 
 
 class LedgerError(ValueError):

@@ -47,9 +47,9 @@ LEDGER_FILE = 'ledger.jsonl'
 
 
 def _result_extras(result: dict) -> dict:
-    """The learning curve, test metrics and training seconds of a done result, as ledger
-    fields (only those the result has)."""
-    out = {k: result[k] for k in ('curve', 'test_metrics') if k in result}
+    """The learning curve, test metrics, training seconds and backbone hash of a done result,
+    as ledger fields (only those the result has)."""
+    out = {k: result[k] for k in ('curve', 'test_metrics', 'backbone_sha256') if k in result}
     if 'elapsed' in result:
         spent = result.get('val_seconds', 0.0) + result.get('test_seconds', 0.0)
         out['train_seconds'] = max(float(result['elapsed']) - spent, 0.0)

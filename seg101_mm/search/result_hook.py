@@ -9,7 +9,9 @@ search reads the file with :func:`read_result`; a job that ends without writing 
 A done result also holds the learning curve (``curve``: the metrics of every validation, with
 its iteration), the seconds spent in validation (``val_seconds``) and, with ``test=True``, the
 test split's metrics after training (``test_metrics``, ``test_seconds``): what a benchmark of
-trained architectures records (docs/study.md).
+trained architectures records (docs/study.md). A backbone that starts from a local
+``Pretrained`` file (an in-house backbone, :mod:`seg101_mm.models.backbone_weights`) is named by
+the hash of its weights (``backbone_sha256``), so that every result says what it started from.
 """
 import json
 import math
@@ -77,6 +79,7 @@ class SearchResultHook(Hook):
         self.val_seconds = 0.0
         self.start = None
         self._val_start = None
+        self.backbone_sha256 = None
 
     def _write(self, runner, result):
         if get_rank() == 0:
@@ -88,6 +91,9 @@ class SearchResultHook(Hook):
         path = Path(runner.work_dir) / self.result_file
         if get_rank() == 0 and path.exists():
             path.unlink()  # a stale result of an earlier attempt must not be read back
+        from seg101_mm.models.backbone_weights import pretrained_weights_sha256
+        backbone = (runner.cfg.get('model') or {}).get('backbone') or {}
+        self.backbone_sha256 = pretrained_weights_sha256(backbone.get('init_cfg'))
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if self.check_finite and outputs:
@@ -118,6 +124,8 @@ class SearchResultHook(Hook):
             return
         result = dict(status='done', metrics=self.metrics, curve=self.curve,
                       val_seconds=self.val_seconds)
+        if self.backbone_sha256 is not None:
+            result['backbone_sha256'] = self.backbone_sha256
         if self.test:
             start = time.time()
             result['test_metrics'] = _numbers(runner.test_loop.run())

@@ -13,9 +13,12 @@ def load_template(path, overrides=None, iters=None) -> dict:
             to it, schedulers that span the whole run end with it and shorter ones (warmup)
             are clipped to it.
     """
+    import copy
     cfg = Config.fromfile(path)
     if overrides:
-        cfg.merge_from_dict(dict(overrides))
+        # mmengine pops ``_delete_`` out of the dicts it merges: merge a copy, so that the
+        # caller's overrides hold it for the next load
+        cfg.merge_from_dict(copy.deepcopy(dict(overrides)))
     cfg = cfg.to_dict()
     if iters is not None:
         if not isinstance(iters, int) or iters < 1:

@@ -16,7 +16,12 @@ TEMPLATE = 'configs/search/candidates/seg101_regnetx400mf_1xb2-cpu-tiny_roads-64
 PROXIES = ['params', 'flops', 'snip', 'nwot']
 
 
-def write_config(path, out, budget=3, batch_size=2, seed=0):
+def write_config(path, out, budget=3, batch_size=2, seed=0, backbone=None):
+    overrides = {'train_cfg.max_iters': 2, 'train_cfg.val_interval': 1}
+    if backbone is not None:
+        overrides['model.backbone.init_cfg'] = dict(_delete_=True, type='Pretrained',
+                                                    checkpoint=str(backbone),
+                                                    prefix='backbone.')
     text = f'''
 default_scope = 'mmseg'
 custom_imports = dict(imports=['seg101_mm'], allow_failed_imports=False)
@@ -24,7 +29,7 @@ train_cfg = dict(
     type='NPENASSearchLoop', strategy=dict(type='RandomSearch', batch_size={batch_size}),
     budget={budget}, seed={seed}, launcher=dict(type='InProcessLauncher'),
     candidate=dict(template={str(REPO / TEMPLATE)!r},
-                   overrides={{'train_cfg.max_iters': 2, 'train_cfg.val_interval': 1}},
+                   overrides={overrides!r},
                    synthetic=dict(kind='roads', num_train=4, num_val=1, num_test=2, size=64),
                    test=True),
     max_failures=3, poll_interval=0.05, fsync=False)
@@ -56,8 +61,23 @@ def build_tool(argv):
 def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('bench')
     out = tmp / 'bench.json'
-    cfg = write_config(tmp / 'bench_cfg.py', out)
+    # every entry starts from an in-house backbone file, as SEG101-Bench's do
+    import torch
+    from mmengine.registry import init_default_scope
+
+    from seg101_mm.models import build_seg101
+    from seg101_mm.models.backbone_weights import extract_backbone
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    seg = build_seg101('ga=conv3x3,dil3_conv3x3,avgpool_0.25,conv3x3;'
+                       'gb=se,self_attention,avgpool_0.25,dil3_conv3x3;'
+                       'st=conv3x3,avgpool_0.75,dil5_conv3x3,avgpool_0.25;'
+                       'h0=01+02+12/01+12;h1=01+02+12/01+02;hm=concat_head', num_classes=2)
+    torch.save(dict(state_dict=seg.state_dict()), tmp / 'trained.pth')
+    backbone = extract_backbone(tmp / 'trained.pth', tmp / 'backbone.pth')
+    cfg = write_config(tmp / 'bench_cfg.py', out, backbone=tmp / 'backbone.pth')
     assert build_tool([cfg, '--work-dir', str(tmp / 'wd')]) == 0
+    tmp.joinpath('backbone_sha256').write_text(backbone['weights_sha256'])
     return tmp, cfg, out
 
 
@@ -75,6 +95,9 @@ def test_entries_hold_curves_test_metrics_and_proxies(built):
         assert {'mIoU', 'IoU.road', 'FWIoU', 'PA', 'MPA'} <= set(e['test'])
         assert 0 <= e['test']['mIoU'] <= 100
         assert e['train_seconds'] > 0
+        # the weights it started from are named in its ledger record and its entry
+        sha = (tmp / 'backbone_sha256').read_text()
+        assert rec['backbone_sha256'] == e['backbone_sha256'] == sha
         # RegNetX-400MF alone has 4.77 M parameters
         assert 4.77e6 < e['params'] < 1e8 and e['flops'] > 1e7
         assert sorted(e['proxies']) == ['nwot', 'snip']
@@ -121,6 +144,49 @@ def test_loader_refuses_bad_files(tmp_path):
         load_benchmark(bad)
     with pytest.raises(BenchmarkError, match='does not exist'):
         load_benchmark(tmp_path / 'missing.json')
+
+
+def test_retraining_with_the_recorded_seed_reproduces_an_entry(built, tmp_path, capsys):
+    from seg101_mm.benchmark.retrain import retrain, summarise, write_retrain
+    tmp, cfg, out = built
+    bench = load_benchmark(out)
+    entry = min(bench, key=lambda e: e['id'])
+    rows = retrain(bench, [str(entry['id'])], [0, 1], tmp_path / 'rt',
+                   data_root=str(tmp / 'wd' / 'data'), poll_interval=0.01)
+    assert [(r['id'], r['seed'], r['recorded_seed']) for r in rows] == \
+        [(entry['id'], 0, 0), (entry['id'], 1, 0)]
+    # in one process the recorded seed gives the recorded numbers again, from the same backbone
+    same = rows[0]
+    assert same['val']['mIoU'] == pytest.approx(entry['val']['mIoU'], abs=0.011)
+    assert same['val']['IoU.road'] == pytest.approx(entry['val']['IoU.road'], abs=0.011)
+    assert same['backbone_sha256'] == entry['backbone_sha256']
+    summary = summarise(rows)
+    assert len(summary) == 1 and summary[0]['gap'] <= 0.011
+    assert summary[0]['values'] == [rows[0]['val']['mIoU'], rows[1]['val']['mIoU']]
+    path = write_retrain(tmp_path / 'rt.json', out, rows, summary)
+    saved = json.loads(path.read_text())
+    assert saved['rows'] == json.loads(json.dumps(rows)) and saved['summary'][0]['id'] == \
+        entry['id']
+    # a second run reuses the finished trainings (their result.json)
+    again = retrain(bench, [entry['key']], [0], tmp_path / 'rt', data_root=str(tmp / 'wd' /
+                                                                               'data'))
+    assert again[0]['val'] == same['val']
+    with pytest.raises(BenchmarkError, match='no entry with id 999 in the benchmark'):
+        retrain(bench, ['999'], [0], tmp_path / 'rt2', data_root=str(tmp / 'wd' / 'data'))
+    with pytest.raises(BenchmarkError, match="data root '/nope' not found"):
+        retrain(bench, [str(entry['id'])], [0], tmp_path / 'rt2', data_root='/nope')
+    sys.path.insert(0, str(REPO / 'tools' / 'analysis_tools'))
+    try:
+        import retrain_benchmark
+    finally:
+        sys.path.pop(0)
+    assert retrain_benchmark.main([str(out), '--entries', '999', '--work-dir',
+                                   str(tmp_path / 'rt3'), '--data-root',
+                                   str(tmp / 'wd' / 'data')]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['error: no entry with id 999 in the benchmark; expected one of '
+                   f'{sorted(e["id"] for e in bench)[:5]} ... {max(e["id"] for e in bench)}']
+    assert not (tmp_path / 'rt3').exists()
 
 
 def test_fresh_work_dir_continues_from_the_file(built, tmp_path, capsys):

@@ -50,3 +50,16 @@ def test_real_tile_search_config(repo_root, monkeypatch, tmp_path):
     conf = cfg.to_dict()
     conf['candidate']['data_root'] = str(data)
     check_search_config(conf)
+
+
+def test_template_overrides_with_delete_load_twice(repo_root):
+    """The search loads its template twice (pre-start check, then the loop); mmengine pops
+    ``_delete_`` out of merged dicts, which must not change the second load."""
+    path = str(repo_root / 'configs/search/candidates/'
+               'seg101_regnetx400mf_1xb2-cpu-tiny_roads-64x64.py')
+    init = dict(_delete_=True, type='Pretrained', checkpoint='/x/bb.pth', prefix='backbone.')
+    overrides = {'model.backbone.init_cfg': init}
+    for _ in range(2):
+        got = load_template(path, overrides)['model']['backbone']['init_cfg']
+        assert got == dict(type='Pretrained', checkpoint='/x/bb.pth', prefix='backbone.')
+    assert overrides['model.backbone.init_cfg']['_delete_'] is True

@@ -11,7 +11,7 @@ import seg101_mm  # noqa: F401
 from seg101_mm.models import build_seg101
 from seg101_mm.models.backbone_weights import (backbone_init_cfg, extract_backbone,
                                                file_sha256, load_backbone_record,
-                                               weights_sha256)
+                                               pretrained_weights_sha256, weights_sha256)
 from tool_helpers import GENOTYPE_UNUSED_S4, TOOLS, run_tool, write_tiny_config
 
 
@@ -40,6 +40,16 @@ def test_extracted_backbone_loads_through_init_cfg(tmp_path):
     backbone_state = {k: v for k, v in trained.state_dict().items() if k in backbone_keys}
     assert record['weights_sha256'] == weights_sha256(backbone_state)
     assert load_backbone_record(out) == record
+    # what a candidate that starts from it records (SearchResultHook's backbone_sha256)
+    assert pretrained_weights_sha256(backbone_init_cfg(out)) == record['weights_sha256']
+    whole = tmp_path / 'whole.pth'  # a whole segmentor's checkpoint: only the prefix counts
+    torch.save(dict(state_dict=trained.state_dict()), whole)
+    assert pretrained_weights_sha256(backbone_init_cfg(whole)) == record['weights_sha256']
+    assert pretrained_weights_sha256(dict(type='Pretrained', checkpoint=str(whole))) != \
+        record['weights_sha256']
+    for not_a_file in (None, dict(type='Kaiming'), backbone_init_cfg(tmp_path / 'nope.pth'),
+                       backbone_init_cfg('https://example.org/regnet.pth')):
+        assert pretrained_weights_sha256(not_a_file) is None
     # the weights hash names the weights, not the file: a new save of them keeps it
     torch.save(dict(state_dict=saved['state_dict'], meta=dict(seed=5)), out)
     assert load_backbone_record(out)['weights_sha256'] == record['weights_sha256']
