@@ -27,13 +27,22 @@ setup(
     extras_require={
         # the upstream OpenMMLab stack (requirements.txt)
         'mm': [
-            'torch', 'torchvision', 'mmengine>=0.10.7', 'mmcv-lite>=2.0.0,<2.2.0',
-            'mmsegmentation==1.2.2', 'mmpretrain>=1.2.0', 'setuptools<82',
+            'torch',
+            'torchvision',
+            'mmengine>=0.10.7',
+            'mmcv-lite>=2.0.0,<2.2.0',
+            'mmsegmentation==1.2.2',
+            'mmpretrain>=1.2.0',
+            'setuptools<82',
         ],
         # VBTI's maintained forks (requirements-onedl.txt); never in one environment with 'mm'
         'onedl': [
-            'torch', 'torchvision', 'onedl-mmengine>=0.10.12', 'onedl-mmcv>=2.3.6',
-            'onedl-mmsegmentation>=1.4.2', 'onedl-mmpretrain>=1.3.6',
+            'torch',
+            'torchvision',
+            'onedl-mmengine>=0.10.12',
+            'onedl-mmcv>=2.3.6',
+            'onedl-mmsegmentation>=1.4.2',
+            'onedl-mmpretrain>=1.3.6',
         ],
         'tests': ['pytest', 'tensorboard'],
         # SlurmLauncher(mode='sbatch') submits its batch jobs with submitit

@@ -35,11 +35,12 @@ import time
 
 import seg101_mm  # noqa: F401  (registers modules and applies compat fixes; must come first)
 
+# isort: split
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-
 from mmseg.registry import MODELS
+
 from seg101_mm.models import build_seg101
 from seg101_mm.space import HEAD_MERGES, sample
 
@@ -57,18 +58,27 @@ BASELINES = (
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--num-genotypes', type=int, default=20,
-                        help='random SEG101 genotypes, sample(seed) (default: 20)')
+    parser.add_argument(
+        '--num-genotypes',
+        type=int,
+        default=20,
+        help='random SEG101 genotypes, sample(seed) (default: 20)')
     parser.add_argument('--seed-start', type=int, default=0, help='first seed (default: 0)')
     parser.add_argument('--size', type=int, default=512, help='square input size (default: 512)')
-    parser.add_argument('--repeats', type=int, default=5,
-                        help='timed forward passes per SEG101 network (default: 5)')
-    parser.add_argument('--baseline-repeats', type=int, default=3,
-                        help='timed forward passes per baseline (default: 3)')
-    parser.add_argument('--warmup', type=int, default=1,
-                        help='untimed forward passes before timing (default: 1)')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch CPU threads (default: torch\'s choice)')
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=5,
+        help='timed forward passes per SEG101 network (default: 5)')
+    parser.add_argument(
+        '--baseline-repeats',
+        type=int,
+        default=3,
+        help='timed forward passes per baseline (default: 3)')
+    parser.add_argument(
+        '--warmup', type=int, default=1, help='untimed forward passes before timing (default: 1)')
+    parser.add_argument(
+        '--threads', type=int, default=None, help='torch CPU threads (default: torch\'s choice)')
     parser.add_argument('--num-classes', type=int, default=2)
     parser.add_argument('--no-baselines', action='store_true', help='SEG101 networks only')
     parser.add_argument('--out-csv', help='write one row per network to this CSV file')
@@ -99,8 +109,10 @@ def count_model(name, model, size, **extra):
     model.eval()
     params = sum(p.numel() for p in model.parameters())
     flops, _ = count_flops(model, (size, size), activations=False)
-    print(f'{name}: params {params / 1e6:.2f} M, FLOPs {flops / 1e9:.1f} G', file=sys.stderr,
-          flush=True)
+    print(
+        f'{name}: params {params / 1e6:.2f} M, FLOPs {flops / 1e9:.1f} G',
+        file=sys.stderr,
+        flush=True)
     return dict(name=name, params=params, flops=flops, **extra)
 
 
@@ -131,8 +143,10 @@ def interleaved_latency(entries, size, warmup):
             model(x, mode='tensor')
             row['latency_runs'].append(round(time.perf_counter() - wall0, 4))
             row['cpu_runs'].append(round(time.process_time() - cpu0, 4))
-        print(f'latency round {r + 1}/{rounds}: {time.perf_counter() - start:.0f} s',
-              file=sys.stderr, flush=True)
+        print(
+            f'latency round {r + 1}/{rounds}: {time.perf_counter() - start:.0f} s',
+            file=sys.stderr,
+            flush=True)
     for row, _, _ in entries:
         row['latency_s'] = statistics.median(row['latency_runs'])
         row['cpu_s'] = statistics.median(row['cpu_runs'])
@@ -155,12 +169,11 @@ def markdown_table(rows, size, repeats, baseline_repeats):
     for label, group in groups:
         if not group:
             continue
-        lines.append(
-            f'| {label} (min / median / max) | {len(group)} | '
-            f'{_triple([r["params"] / 1e6 for r in group], lambda v: f"{v:.2f}")} | '
-            f'{_triple([r["flops"] / 1e9 for r in group], lambda v: f"{v:.1f}")} | '
-            f'{_triple([r["latency_s"] * 1e3 for r in group], lambda v: f"{v:.0f}")} | '
-            f'{_triple([r["cpu_s"] * 1e3 for r in group], lambda v: f"{v:.0f}")} |')
+        lines.append(f'| {label} (min / median / max) | {len(group)} | '
+                     f'{_triple([r["params"] / 1e6 for r in group], lambda v: f"{v:.2f}")} | '
+                     f'{_triple([r["flops"] / 1e9 for r in group], lambda v: f"{v:.1f}")} | '
+                     f'{_triple([r["latency_s"] * 1e3 for r in group], lambda v: f"{v:.0f}")} | '
+                     f'{_triple([r["cpu_s"] * 1e3 for r in group], lambda v: f"{v:.0f}")} |')
     for r in rows:
         if not r.get('genotype'):
             lines.append(f'| {r["name"]} | 1 | {r["params"] / 1e6:.2f} | {r["flops"] / 1e9:.1f} | '
@@ -185,25 +198,34 @@ def main(argv=None):
     for seed in range(args.seed_start, args.seed_start + args.num_genotypes):
         genotype = sample(seed)
         model = build_seg101(genotype, num_classes=args.num_classes, init_weights=False)
-        row = count_model(f'SEG101 seed {seed}', model, args.size, seed=seed,
-                          genotype=str(genotype), head_merge=genotype.head_merge)
+        row = count_model(
+            f'SEG101 seed {seed}',
+            model,
+            args.size,
+            seed=seed,
+            genotype=str(genotype),
+            head_merge=genotype.head_merge)
         entries.append((row, model, args.repeats))
     if not args.no_baselines:
         for name, config in BASELINES:
             model = build_baseline(config, args.num_classes)
-            entries.append((count_model(name, model, args.size, config=config), model,
-                            args.baseline_repeats))
+            entries.append((count_model(name, model, args.size,
+                                        config=config), model, args.baseline_repeats))
     interleaved_latency(entries, args.size, args.warmup)
     rows = [row for row, _, _ in entries]
     for row in rows:
-        print(f'{row["name"]}: latency {row["latency_s"] * 1e3:.0f} ms (runs '
-              f'{", ".join(f"{t * 1e3:.0f}" for t in row["latency_runs"])}), CPU '
-              f'{row["cpu_s"] * 1e3:.0f} ms', file=sys.stderr)
+        print(
+            f'{row["name"]}: latency {row["latency_s"] * 1e3:.0f} ms (runs '
+            f'{", ".join(f"{t * 1e3:.0f}" for t in row["latency_runs"])}), CPU '
+            f'{row["cpu_s"] * 1e3:.0f} ms',
+            file=sys.stderr)
     table = markdown_table(rows, args.size, args.repeats, args.baseline_repeats)
     print(table)
     if args.out_csv:
-        fields = ['name', 'seed', 'head_merge', 'params', 'flops', 'latency_s', 'cpu_s',
-                  'genotype', 'config']
+        fields = [
+            'name', 'seed', 'head_merge', 'params', 'flops', 'latency_s', 'cpu_s', 'genotype',
+            'config'
+        ]
         with open(args.out_csv, 'w', newline='') as f:
             writer = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore')
             writer.writeheader()

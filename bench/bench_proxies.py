@@ -32,6 +32,7 @@ from pathlib import Path
 
 import seg101_mm  # noqa: F401  (registers modules and applies compat fixes; must come first)
 
+# isort: split
 import numpy as np
 import torch
 
@@ -56,18 +57,32 @@ def parse_args():
     p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--size', type=int, default=128, help='tiles are resized to size x size')
     p.add_argument('--chunk-size', type=int, default=None)
-    p.add_argument('--threads', type=int, default=1,
-                   help='torch.set_num_threads (1 keeps timings stable on a busy machine)')
-    p.add_argument('--repeats', type=int, default=2,
-                   help='time each phase this many times (interleaved) and keep the fastest')
-    p.add_argument('--tolerance', type=float, default=1e-3,
-                   help='largest relative difference engine vs reference accepted')
-    p.add_argument('--grasp-tolerance', type=float, default=1e-2,
-                   help="the engine's grasp against its float64 value (or, with "
-                        "--no-float64-grasp, against the reference): float32 grasp carries a "
-                        "rounding error of that order however it is computed")
-    p.add_argument('--no-float64-grasp', action='store_true',
-                   help='skip the float64 grasp that judges the two float32 grasp values')
+    p.add_argument(
+        '--threads',
+        type=int,
+        default=1,
+        help='torch.set_num_threads (1 keeps timings stable on a busy machine)')
+    p.add_argument(
+        '--repeats',
+        type=int,
+        default=2,
+        help='time each phase this many times (interleaved) and keep the fastest')
+    p.add_argument(
+        '--tolerance',
+        type=float,
+        default=1e-3,
+        help='largest relative difference engine vs reference accepted')
+    p.add_argument(
+        '--grasp-tolerance',
+        type=float,
+        default=1e-2,
+        help="the engine's grasp against its float64 value (or, with "
+        "--no-float64-grasp, against the reference): float32 grasp carries a "
+        "rounding error of that order however it is computed")
+    p.add_argument(
+        '--no-float64-grasp',
+        action='store_true',
+        help='skip the float64 grasp that judges the two float32 grasp values')
     return p.parse_args()
 
 
@@ -89,8 +104,8 @@ def load_tiles(root, n, size):
                    key=lambda yx: int((mask[yx[0]:yx[0] + 512, yx[1]:yx[1] + 512] > 0).sum()))
         y, x = best
         img = cv2.resize(img[y:y + 512, x:x + 512], (size, size), interpolation=cv2.INTER_AREA)
-        mask = cv2.resize(mask[y:y + 512, x:x + 512], (size, size),
-                          interpolation=cv2.INTER_NEAREST)
+        mask = cv2.resize(
+            mask[y:y + 512, x:x + 512], (size, size), interpolation=cv2.INTER_NEAREST)
         images.append(img)
         masks.append((mask > 127).astype(np.int64))  # 0/255 -> 0/1 (255 is mmseg's ignore)
         if len(images) == n:
@@ -99,9 +114,9 @@ def load_tiles(root, n, size):
 
 
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ('arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks',
-                 'uordblks', 'fordblks', 'keepcost')]
+    _fields_ = [(name, ctypes.c_size_t)
+                for name in ('arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks',
+                             'uordblks', 'fordblks', 'keepcost')]
 
 
 class PeakMemory:
@@ -168,9 +183,10 @@ def main():
         print(f'SKIP: {args.batch_size} Massachusetts Roads train tiles not found under '
               f'{args.data_root}/mass_roads/train/{{sat,map}} (set SEG101_SHARED_DATA)')
         return 0
+    import random
+
     from seg101_mm.models import build_seg101
     from seg101_mm.space import sample
-    import random
     rng = random.Random(args.genotype_seed)
     genotypes = [sample(rng) for _ in range(args.num_genotypes)]
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads; batch: '
@@ -185,8 +201,8 @@ def main():
         def run_engine():
             with PeakMemory() as mem:
                 t = time.perf_counter()
-                values = ProxyEngine(chunk_size=args.chunk_size).compute(model, batch,
-                                                                         PAPER_PROXIES)
+                values = ProxyEngine(chunk_size=args.chunk_size).compute(
+                    model, batch, PAPER_PROXIES)
                 seconds = time.perf_counter() - t
             return values, seconds, mem.mib
 
@@ -228,15 +244,15 @@ def main():
             # printed beside the engine's
             exact = ProxyEngine(chunk_size=args.chunk_size).compute(
                 copy.deepcopy(model).double(), batch, ['grasp'])['grasp']
-            err_e, err_r = (abs(v - exact) / max(abs(exact), 1e-30)
-                            for v in (engine['grasp'], ref['grasp']))
+            err_e, err_r = (
+                abs(v - exact) / max(abs(exact), 1e-30) for v in (engine['grasp'], ref['grasp']))
             grasp_ok &= err_e <= args.grasp_tolerance
             print(f'    grasp in float64: {exact:.8g}; the float32 values are off by '
                   f'{err_e:.1e} (engine) and {err_r:.1e} (reference)')
         rows.append((i, step, t_engine, t_ref, mem_e, mem_r))
         sys.stdout.flush()
-    print(f'\n| arch | train step (s) | engine, 6 proxies (s) | reference (s) | speed-up | '
-          f'engine / step | peak heap engine (MiB) | peak heap reference (MiB) |')
+    print('\n| arch | train step (s) | engine, 6 proxies (s) | reference (s) | speed-up | '
+          'engine / step | peak heap engine (MiB) | peak heap reference (MiB) |')
     print('|---:|---:|---:|---:|---:|---:|---:|---:|')
     for i, step, te, tr, me, mr in rows:
         print(f'| {i} | {step:.2f} | {te:.2f} | {tr:.2f} | {tr / te:.2f}x | {te / step:.2f} | '

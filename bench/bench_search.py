@@ -52,8 +52,13 @@ def fit_time(n, epochs, seed=0):
 def round_time(n_train, top_k, num_candidates, epochs=600):
     """One NPENAS-NP round: fit on n_train results, mutate a pool, rank, pick top_k."""
     from seg101_mm.search.strategy import NPENASNP
-    s = NPENASNP(num_init=n_train, top_k=top_k, num_candidates=num_candidates,
-                 predictor=dict(epochs=epochs), budget=n_train + top_k, seed=0)
+    s = NPENASNP(
+        num_init=n_train,
+        top_k=top_k,
+        num_candidates=num_candidates,
+        predictor=dict(epochs=epochs),
+        budget=n_train + top_k,
+        seed=0)
     for g in s.ask(n_train):
         s.tell(g, 40.0 + (hash(g.key) % 1000) / 50)
     t, batch = timed(lambda: s.ask(top_k))
@@ -63,21 +68,27 @@ def round_time(n_train, top_k, num_candidates, epochs=600):
 
 def per_candidate_io(work):
     """Config writing, launching, result parsing + ledger updates of one candidate."""
+    from mmengine.config import Config
+
     from seg101_mm.search.config_writer import candidate_config, write_config
     from seg101_mm.search.launchers import Job, LocalLauncher
     from seg101_mm.search.ledger import Ledger
-    from seg101_mm.search.templates import load_template
     from seg101_mm.search.result_hook import write_result
+    from seg101_mm.search.templates import load_template
     from seg101_mm.space import sample
-    from mmengine.config import Config
     tmpl = Config.fromfile(str(REPO / SEARCH_CFG)).train_cfg.candidate.template
     template = load_template(str(REPO / tmpl), iters=20)
     g = sample(0)
     cdir = Path(work) / 'cand'
 
     def write():
-        cfg = candidate_config(template, g, data_root='/data', work_dir=str(cdir), seed=0,
-                               extra_hooks=[dict(type='SearchResultHook')])
+        cfg = candidate_config(
+            template,
+            g,
+            data_root='/data',
+            work_dir=str(cdir),
+            seed=0,
+            extra_hooks=[dict(type='SearchResultHook')])
         return write_config(cdir / 'candidate_0000.py', cfg)
 
     t_write, path = timed(write, repeat=5)
@@ -110,23 +121,39 @@ def per_candidate_io(work):
 def train_time(work):
     """Wall time of one real tiny candidate job, as the CPU demo runs it."""
     from mmengine.config import Config
+
     from seg101_mm.datasets.synthetic import make_synthetic_dataset
     from seg101_mm.search.config_writer import candidate_config, write_config
     from seg101_mm.search.templates import load_template
     from seg101_mm.space import sample
     search = Config.fromfile(str(REPO / SEARCH_CFG)).train_cfg
     data = make_synthetic_dataset(Path(work) / 'data', **search.candidate.synthetic)
-    template = load_template(str(REPO / search.candidate.template),
-                             iters=search.candidate.iters)
+    template = load_template(str(REPO / search.candidate.template), iters=search.candidate.iters)
     cdir = Path(work) / 'train'
-    cfg = candidate_config(template, sample(1), data_root=str(data), work_dir=str(cdir),
-                           seed=0, extra_hooks=[dict(type='SearchResultHook')])
+    cfg = candidate_config(
+        template,
+        sample(1),
+        data_root=str(data),
+        work_dir=str(cdir),
+        seed=0,
+        extra_hooks=[dict(type='SearchResultHook')])
     path = write_config(cdir / 'candidate_0001.py', cfg)
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1', PORT='29731',
-               PYTHON=sys.executable)
+    env = dict(
+        os.environ,
+        CUDA_VISIBLE_DEVICES='',
+        OMP_NUM_THREADS='1',
+        PORT='29731',
+        PYTHON=sys.executable)
     t = time.perf_counter()
-    subprocess.run(['bash', str(REPO / 'tools/dist_train.sh'), str(path), '1', '--work-dir',
-                    str(cdir)], env=env, cwd=str(REPO), check=True, capture_output=True)
+    subprocess.run(
+        ['bash',
+         str(REPO / 'tools/dist_train.sh'),
+         str(path), '1', '--work-dir',
+         str(cdir)],
+        env=env,
+        cwd=str(REPO),
+        check=True,
+        capture_output=True)
     elapsed = time.perf_counter() - t
     result = json.loads((cdir / 'result.json').read_text())
     assert result['status'] == 'done', result
@@ -137,10 +164,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--fit-archs', type=int, default=200)
     parser.add_argument('--epochs', type=int, default=600)
-    parser.add_argument('--train-s', type=float, default=None,
-                        help='seconds of one tiny candidate (skips the real job)')
+    parser.add_argument(
+        '--train-s',
+        type=float,
+        default=None,
+        help='seconds of one tiny candidate (skips the real job)')
     args = parser.parse_args(argv)
     import torch
+
     import seg101_mm  # noqa: F401
     rows = []
     t_fit, cpu_fit = fit_time(args.fit_archs, args.epochs)

@@ -2,7 +2,8 @@
 
 Trains CONFIG with ``tools/train.py`` (seeded, resumable), then keeps the ``backbone.*``
 weights of its last checkpoint in ``--out`` and prints the SHA-256 of the weights, which is
-also written beside it (``<out>.json``) and names the backbone in results. Start a config from it with::
+also written beside it (``<out>.json``) and names the backbone in results. Start a config from
+it with::
 
     --cfg-options model.backbone.init_cfg.type=Pretrained \\
         model.backbone.init_cfg.checkpoint=<out> model.backbone.init_cfg.prefix=backbone.
@@ -50,11 +51,15 @@ def train_options(args) -> list:
     """The ``--cfg-options`` words of the training run."""
     opts = [f'randomness.seed={args.seed}', 'randomness.deterministic=False']
     if args.iters is not None:
-        opts += [f'train_cfg.max_iters={args.iters}', f'train_cfg.val_interval={args.iters}',
-                 f'default_hooks.checkpoint.interval={args.iters}']
+        opts += [
+            f'train_cfg.max_iters={args.iters}', f'train_cfg.val_interval={args.iters}',
+            f'default_hooks.checkpoint.interval={args.iters}'
+        ]
     if args.data_root is not None:
-        opts += [f'{loader}.dataset.data_root={args.data_root}'
-                 for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+        opts += [
+            f'{loader}.dataset.data_root={args.data_root}'
+            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+        ]
     return opts + list(args.cfg_options)
 
 
@@ -92,8 +97,14 @@ def main(argv=None):
         sys.exit(f'error: training wrote no checkpoint in {work_dir}; the config must keep '
                  'default_hooks.checkpoint')
     record = extract_backbone(
-        ckpt, out, meta=dict(config=str(args.config), seed=args.seed, iters=iters,
-                             data_root=args.data_root, checkpoint=str(ckpt)))
+        ckpt,
+        out,
+        meta=dict(
+            config=str(args.config),
+            seed=args.seed,
+            iters=iters,
+            data_root=args.data_root,
+            checkpoint=str(ckpt)))
     print(f'backbone: {record["tensors"]} tensors, {record["params"] / 1e6:.2f} M parameters '
           f'-> {out}\nweights sha256: {record["weights_sha256"]}')
 

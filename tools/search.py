@@ -21,10 +21,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='SEG101 architecture search (NPENAS-NP)')
     parser.add_argument('config', help='search config file path')
     parser.add_argument('--work-dir', help='the dir holding the search (ledger, candidates)')
-    parser.add_argument('--resume', action='store_true',
-                        help='continue the search recorded in the work dir')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--resume', action='store_true', help='continue the search recorded in the work dir')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override settings of the search config, e.g. train_cfg.budget=20')
     return parser.parse_args(argv)
 

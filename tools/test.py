@@ -19,13 +19,13 @@ import sys
 
 import seg101_mm  # noqa: F401  (registers modules and applies compat fixes; must come first)
 
+# isort: split
 from mmengine.config import Config, DictAction
 from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import (LAUNCHERS, exit_launched_job, prepare_cpu_distributed,  # noqa: E402
-                   run_launched, set_work_dir)
+import train as train_tool  # noqa: E402  (tools/train.py: launchers and CPU set-up)
 
 
 def parse_args(argv=None):
@@ -36,7 +36,8 @@ def parse_args(argv=None):
         '--work-dir',
         help='the dir for logs; the evaluation metrics are also dumped there as json')
     parser.add_argument(
-        '--out', type=str,
+        '--out',
+        type=str,
         help='the directory to save output prediction masks (PNG) for offline evaluation')
     parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument(
@@ -45,8 +46,7 @@ def parse_args(argv=None):
         '<show-dir>/vis_data/vis_image/)')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
-        '--metrics-out',
-        help='also write the returned metrics to this JSON file (rank 0 only)')
+        '--metrics-out', help='also write the returned metrics to this JSON file (rank 0 only)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -55,7 +55,7 @@ def parse_args(argv=None):
         'will be merged into the config file. A list value is written key="[a,b]" or key=a,b; '
         'nested lists/tuples as key="[(a,b),(c,d)]" (quotes needed, no white space).')
     parser.add_argument(
-        '--launcher', choices=LAUNCHERS, default='none', help='job launcher')
+        '--launcher', choices=train_tool.LAUNCHERS, default='none', help='job launcher')
     parser.add_argument('--tta', action='store_true', help='Test time augmentation')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -68,9 +68,8 @@ def trigger_visualization_hook(cfg, args):
     """Turn on drawing in the config's ``VisualizationHook`` for ``--show`` / ``--show-dir``."""
     default_hooks = cfg.default_hooks
     if 'visualization' not in default_hooks:
-        raise RuntimeError(
-            '--show/--show-dir need a VisualizationHook in default_hooks, e.g. '
-            "default_hooks = dict(visualization=dict(type='SegVisualizationHook'))")
+        raise RuntimeError('--show/--show-dir need a VisualizationHook in default_hooks, e.g. '
+                           "default_hooks = dict(visualization=dict(type='SegVisualizationHook'))")
     hook = default_hooks['visualization']
     hook['draw'] = True
     if args.show:
@@ -107,7 +106,7 @@ def main(argv=None):
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    set_work_dir(cfg, args.work_dir, args.config)
+    train_tool.set_work_dir(cfg, args.work_dir, args.config)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
@@ -115,7 +114,7 @@ def main(argv=None):
         enable_tta(cfg)
     if args.out is not None:
         set_prediction_dir(cfg, args.out)
-    prepare_cpu_distributed(cfg, args.launcher)
+    train_tool.prepare_cpu_distributed(cfg, args.launcher)
 
     runner = Runner.from_cfg(cfg)
 
@@ -127,9 +126,9 @@ def main(argv=None):
                 json.dump(dict(metrics), f, indent=2, default=float)
         return metrics
 
-    return run_launched(test_and_save, args.launcher)
+    return train_tool.run_launched(test_and_save, args.launcher)
 
 
 if __name__ == '__main__':
     main()
-    exit_launched_job(parse_args().launcher)
+    train_tool.exit_launched_job(parse_args().launcher)

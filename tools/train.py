@@ -22,12 +22,12 @@ import sys
 
 import seg101_mm  # noqa: F401  (registers modules and applies compat fixes; must come first)
 
+# isort: split
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
-
 from mmseg.registry import RUNNERS
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
@@ -57,8 +57,7 @@ def parse_args(argv=None):
         help='override some settings in the used config, the key-value pair in xxx=yyy format '
         'will be merged into the config file. A list value is written key="[a,b]" or key=a,b; '
         'nested lists/tuples as key="[(a,b),(c,d)]" (quotes needed, no white space).')
-    parser.add_argument(
-        '--launcher', choices=LAUNCHERS, default='none', help='job launcher')
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
     # torch.distributed.run passes LOCAL_RANK in the environment; older launchers pass
     # --local_rank (or --local-rank) on the command line.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -107,8 +106,9 @@ def prepare_cpu_distributed(cfg, launcher):
     """
     if launcher != 'pytorch' or torch.cuda.is_available():
         return False
-    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
-               if k not in os.environ]
+    missing = [
+        k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT') if k not in os.environ
+    ]
     if missing:
         raise RuntimeError(
             f'--launcher pytorch needs the environment variables {missing} that torchrun sets; '
@@ -155,8 +155,10 @@ def enable_amp(cfg):
     """Switch the config's ``OptimWrapper`` to ``AmpOptimWrapper`` with a dynamic loss scale."""
     wrapper_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
     if wrapper_type == 'AmpOptimWrapper':
-        print_log('AMP training is already enabled in your config.', logger='current',
-                  level=logging.WARNING)
+        print_log(
+            'AMP training is already enabled in your config.',
+            logger='current',
+            level=logging.WARNING)
         return
     if wrapper_type != 'OptimWrapper':
         raise ValueError(f'--amp needs optim_wrapper.type == "OptimWrapper", got '

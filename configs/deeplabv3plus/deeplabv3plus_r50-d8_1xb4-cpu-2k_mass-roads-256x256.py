@@ -1,8 +1,7 @@
-# DeepLabV3+ R50-D8 on Massachusetts Roads with the small-scale CPU protocol (docs/datasets.md, 'The CPU
-# protocol'), the same data, crops, batch, optimiser and iterations as SEG101's
-# seg101_regnetx400mf_1xb4-cpu-2k config: random 256x256 crops, batch 4, AdamW for 2000
-# iterations, from a random initialisation (no download), BN instead of SyncBN (no process
-# group on a CPU).
+# DeepLabV3+ R50-D8 on Massachusetts Roads with the small-scale CPU protocol (docs/datasets.md,
+# 'The CPU protocol'), the same data, crops, batch, optimiser and iterations as SEG101's
+# seg101_regnetx400mf_1xb4-cpu-2k config: random 256x256 crops, batch 4, AdamW for 2000 iterations,
+# from a random initialisation (no download), BN instead of SyncBN (no process group on a CPU).
 _base_ = [
     '../_base_/models/deeplabv3plus_r50-d8.py', '../_base_/datasets/mass_roads_cpu-256x256.py',
     '../_base_/default_runtime.py', '../_base_/schedules/schedule_cpu-adamw-2k.py'
@@ -17,12 +16,16 @@ model = dict(
         norm_cfg=norm_cfg,
         loss_decode=dict(
             _delete_=True,
-            type='TopKPixelCrossEntropyLoss', top_k_percent=1.0, class_weight=[1.0, 8.0],
+            type='TopKPixelCrossEntropyLoss',
+            top_k_percent=1.0,
+            class_weight=[1.0, 8.0],
             loss_weight=1.0)),
     auxiliary_head=dict(
         norm_cfg=norm_cfg,
         loss_decode=dict(
             _delete_=True,
-            type='TopKPixelCrossEntropyLoss', top_k_percent=1.0, class_weight=[1.0, 8.0],
+            type='TopKPixelCrossEntropyLoss',
+            top_k_percent=1.0,
+            class_weight=[1.0, 8.0],
             loss_weight=0.4)))
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))

@@ -17,12 +17,16 @@ model = dict(
         norm_cfg=norm_cfg,
         loss_decode=dict(
             _delete_=True,
-            type='TopKPixelCrossEntropyLoss', top_k_percent=1.0, class_weight=[1.0, 3.0],
+            type='TopKPixelCrossEntropyLoss',
+            top_k_percent=1.0,
+            class_weight=[1.0, 3.0],
             loss_weight=1.0)),
     auxiliary_head=dict(
         norm_cfg=norm_cfg,
         loss_decode=dict(
             _delete_=True,
-            type='TopKPixelCrossEntropyLoss', top_k_percent=1.0, class_weight=[1.0, 3.0],
+            type='TopKPixelCrossEntropyLoss',
+            top_k_percent=1.0,
+            class_weight=[1.0, 3.0],
             loss_weight=0.4)))
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))

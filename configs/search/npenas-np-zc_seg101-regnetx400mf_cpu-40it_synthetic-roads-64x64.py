@@ -7,7 +7,10 @@
 _base_ = ['./npenas-np_seg101-regnetx400mf_cpu-40it_synthetic-roads-64x64.py']
 train_cfg = dict(
     strategy=dict(
-        type='NPENASNP', num_init=8, top_k=4, num_candidates=60,
+        type='NPENASNP',
+        num_init=8,
+        top_k=4,
+        num_candidates=60,
         constraints=dict(params=16e6),
         prefilter=dict(by='flops', keep=30, descending=False),
         predictor_features=['params', 'flops']),

@@ -38,7 +38,11 @@ optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.0))
 train_dataloader = dict()
 
 default_hooks = dict(
-    runtime_info=None, timer=None, logger=None, param_scheduler=None, checkpoint=None,
+    runtime_info=None,
+    timer=None,
+    logger=None,
+    param_scheduler=None,
+    checkpoint=None,
     sampler_seed=None)
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 log_level = 'INFO'

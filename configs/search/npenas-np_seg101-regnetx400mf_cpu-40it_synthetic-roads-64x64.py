@@ -1,7 +1,7 @@
-# A complete small NPENAS-NP search on a CPU (about 10 minutes on 2 cores): 16 candidates of
-# SEG101 on RegNetX-400MF, each trained for real by tools/dist_train.sh (gloo, 1 process, two
-# candidates at once) for 40 iterations on 64x64 crops of a procedural road dataset that the
-# search generates in <work_dir>/data, in rounds of 4 after 8 random ones. Same algorithm as the paper
+# A complete small NPENAS-NP search on a CPU (about 10 minutes on 2 cores): 16 candidates of SEG101
+# on RegNetX-400MF, each trained for real by tools/dist_train.sh (gloo, 1 process, two candidates
+# at once) for 40 iterations on 64x64 crops of a procedural road dataset that the search generates
+# in <work_dir>/data, in rounds of 4 after 8 random ones. Same algorithm as the paper
 # (docs/method.md section 6), smaller numbers. Point `train_cfg.candidate.data_root` at converted
 # Massachusetts tiles (tools/dataset_converters/mass_roads.py) to search on real data:
 #   python tools/search.py THIS_CONFIG --cfg-options train_cfg.candidate.data_root=DIR
@@ -33,7 +33,11 @@ optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.0))
 train_dataloader = dict()
 
 default_hooks = dict(
-    runtime_info=None, timer=None, logger=None, param_scheduler=None, checkpoint=None,
+    runtime_info=None,
+    timer=None,
+    logger=None,
+    param_scheduler=None,
+    checkpoint=None,
     sampler_seed=None)
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 log_level = 'INFO'

@@ -16,8 +16,7 @@ genotype = ('ga=conv3x3,dil3_conv3x3,conv3x3,avgpool_0.25;'
 # initialisation the paper's top-20 % loss leaves the network at the all-background answer for
 # the whole short schedule (docs/datasets.md, 'The CPU protocol').
 loss_decode = dict(
-    type='TopKPixelCrossEntropyLoss', top_k_percent=1.0, class_weight=[1.0, 3.0],
-    loss_weight=1.0)
+    type='TopKPixelCrossEntropyLoss', top_k_percent=1.0, class_weight=[1.0, 3.0], loss_weight=1.0)
 model = dict(
     data_preprocessor=dict(size=(256, 256)),
     neck=dict(genotype=genotype),

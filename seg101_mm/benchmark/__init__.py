@@ -7,4 +7,3 @@ and :mod:`.study` turns it into the study report (``tools/analysis_tools/benchma
 from .bench import Benchmark, BenchmarkError, canonical_key, load_benchmark
 
 __all__ = ['Benchmark', 'BenchmarkError', 'canonical_key', 'load_benchmark']
-

@@ -51,7 +51,9 @@ class Benchmark:
             whose training failed.
     """
 
-    def __init__(self, entries: Optional[Dict[str, dict]] = None, meta: Optional[dict] = None,
+    def __init__(self,
+                 entries: Optional[Dict[str, dict]] = None,
+                 meta: Optional[dict] = None,
                  failed: Optional[Dict[str, dict]] = None):
         self.entries = dict(entries or {})
         self.meta = dict(meta or {})
@@ -81,9 +83,14 @@ class Benchmark:
         return cls(entries, data.get('meta'), data.get('failed'))
 
     def to_dict(self) -> dict:
-        return dict(format=FORMAT, version=VERSION, meta=self.meta,
-                    entries={k: self.entries[k] for k in sorted(self.entries)},
-                    failed={k: self.failed[k] for k in sorted(self.failed)})
+        return dict(
+            format=FORMAT,
+            version=VERSION,
+            meta=self.meta,
+            entries={k: self.entries[k]
+                     for k in sorted(self.entries)},
+            failed={k: self.failed[k]
+                    for k in sorted(self.failed)})
 
     def save(self, path):
         """Write the file atomically (a kill leaves the old file or the new one)."""
@@ -154,8 +161,8 @@ class Benchmark:
         ``proxies.*``, size and time."""
         rows = []
         for entry in self:
-            row = dict(key=entry['key'], genotype=entry.get('genotype', entry['key']),
-                       id=entry.get('id'))
+            row = dict(
+                key=entry['key'], genotype=entry.get('genotype', entry['key']), id=entry.get('id'))
             for split in ('val', 'test'):
                 for k, v in sorted((entry.get(split) or {}).items()):
                     row[f'{split}.{k}'] = v

@@ -53,10 +53,14 @@ def _significant(v):
 
 def entry_from_record(rec: dict, scores: Optional[dict] = None) -> dict:
     """A benchmark entry from a done ledger record and its proxy scores."""
-    entry = dict(genotype=rec['genotype'], id=rec['id'], val=_rounded(rec.get('metrics')),
-                 curve=[dict(iter=int(p['iter']), **_rounded(p['metrics']))
-                        for p in rec.get('curve') or []],
-                 test=_rounded(rec.get('test_metrics')))
+    entry = dict(
+        genotype=rec['genotype'],
+        id=rec['id'],
+        val=_rounded(rec.get('metrics')),
+        curve=[
+            dict(iter=int(p['iter']), **_rounded(p['metrics'])) for p in rec.get('curve') or []
+        ],
+        test=_rounded(rec.get('test_metrics')))
     if rec.get('train_seconds') is not None:
         entry['train_seconds'] = round(float(rec['train_seconds']), 1)
     if rec.get('backbone_sha256'):
@@ -77,8 +81,10 @@ def with_scores(entry: dict, scores: Optional[dict]) -> dict:
         for k in SIZE_FIELDS:
             if k in values:
                 entry[k] = _significant(values[k])
-        entry['proxies'] = {k: _significant(v) for k, v in sorted(values.items())
-                            if k not in SIZE_FIELDS}
+        entry['proxies'] = {
+            k: _significant(v)
+            for k, v in sorted(values.items()) if k not in SIZE_FIELDS
+        }
         if scores.get('reasons'):
             entry['proxy_failures'] = dict(scores['reasons'])
         if scores.get('seconds') is not None:
@@ -92,18 +98,28 @@ def scores_of_entry(entry: dict) -> Optional[dict]:
         return None
     values = {k: (math.nan if v is None else v) for k, v in entry['proxies'].items()}
     values.update({k: entry[k] for k in SIZE_FIELDS if k in entry})
-    return dict(values=values, reasons=entry.get('proxy_failures') or {},
-                seconds=entry.get('proxy_seconds'))
+    return dict(
+        values=values,
+        reasons=entry.get('proxy_failures') or {},
+        seconds=entry.get('proxy_seconds'))
 
 
 def record_from_entry(entry: dict) -> dict:
     """The ledger fields of a done candidate, from its benchmark entry."""
-    return dict(status='done', score=entry['val'].get('mIoU'), metrics=dict(entry['val']),
-                curve=[dict(iter=p['iter'], metrics={k: v for k, v in p.items() if k != 'iter'})
-                       for p in entry.get('curve') or []],
-                test_metrics=dict(entry.get('test') or {}),
-                train_seconds=entry.get('train_seconds'),
-                backbone_sha256=entry.get('backbone_sha256'), imported=True)
+    return dict(
+        status='done',
+        score=entry['val'].get('mIoU'),
+        metrics=dict(entry['val']),
+        curve=[
+            dict(iter=p['iter'], metrics={
+                k: v
+                for k, v in p.items() if k != 'iter'
+            }) for p in entry.get('curve') or []
+        ],
+        test_metrics=dict(entry.get('test') or {}),
+        train_seconds=entry.get('train_seconds'),
+        backbone_sha256=entry.get('backbone_sha256'),
+        imported=True)
 
 
 # ---------------------------------------------------------------------- proxies
@@ -169,9 +185,15 @@ class ProxyScorer:
         min_labelled (float): Least fraction of labelled pixels of a tile of the batch.
     """
 
-    def __init__(self, template: dict, data_root: str, names: Optional[Sequence[str]] = None,
-                 batch_size: int = 32, chunk_size: Optional[int] = 8, seed: int = 0,
-                 threads: Optional[int] = None, min_labelled: float = 0.25):
+    def __init__(self,
+                 template: dict,
+                 data_root: str,
+                 names: Optional[Sequence[str]] = None,
+                 batch_size: int = 32,
+                 chunk_size: Optional[int] = 8,
+                 seed: int = 0,
+                 threads: Optional[int] = None,
+                 min_labelled: float = 0.25):
         from seg101_mm.proxies import available_proxies
         self.template = template
         self.data_root = data_root
@@ -188,9 +210,15 @@ class ProxyScorer:
         self._batch = None
 
     def settings(self) -> dict:
-        return dict(names=self.names, batch_size=self.batch_size, chunk_size=self.chunk_size,
-                    seed=self.seed, split='train', min_labelled=self.min_labelled, init='random, seeded by crc32(key)',
-                    mode='train (batch-norm on batch statistics)')
+        return dict(
+            names=self.names,
+            batch_size=self.batch_size,
+            chunk_size=self.chunk_size,
+            seed=self.seed,
+            split='train',
+            min_labelled=self.min_labelled,
+            init='random, seeded by crc32(key)',
+            mode='train (batch-norm on batch statistics)')
 
     @property
     def batch(self):
@@ -202,15 +230,18 @@ class ProxyScorer:
             cfg.train_dataloader.dataset.data_root = self.data_root
             ignore = cfg.get('model', {}).get('decode_head', {}).get('ignore_index', 255)
             drawn = batch_from_config(cfg, BATCH_DRAW_FACTOR * self.batch_size, seed=self.seed)
-            keep = [i for i, s in enumerate(drawn['data_samples'])
-                    if float((s.gt_sem_seg.data != ignore).float().mean()) >= self.min_labelled]
+            keep = [
+                i for i, s in enumerate(drawn['data_samples'])
+                if float((s.gt_sem_seg.data != ignore).float().mean()) >= self.min_labelled
+            ]
             if len(keep) < self.batch_size:
                 raise ValueError(f'only {len(keep)} of {len(drawn["inputs"])} drawn training '
                                  f'tiles have >= {self.min_labelled:.0%} labelled pixels; '
                                  f'expected {self.batch_size} (lower min_labelled)')
             keep = keep[:self.batch_size]
-            self._batch = dict(inputs=[drawn['inputs'][i] for i in keep],
-                               data_samples=[drawn['data_samples'][i] for i in keep])
+            self._batch = dict(
+                inputs=[drawn['inputs'][i] for i in keep],
+                data_samples=[drawn['data_samples'][i] for i in keep])
         return self._batch
 
     def build(self, genotype):
@@ -243,8 +274,13 @@ class ProxyScorer:
             reasons = dict(engine.last_reasons)
         finally:
             torch.set_num_threads(threads)
-        return dict(values={k: float(v) for k, v in values.items()}, reasons=reasons,
-                    seconds=time.perf_counter() - start)
+        return dict(
+            values={
+                k: float(v)
+                for k, v in values.items()
+            },
+            reasons=reasons,
+            seconds=time.perf_counter() - start)
 
 
 # ---------------------------------------------------------------------- export
@@ -275,27 +311,34 @@ def benchmark_meta(loop, scorer: Optional[ProxyScorer], extra: Optional[dict] = 
     test = template['test_dataloader']['dataset']
     meta = dict(
         search_config=_relative(cfg_file) if cfg_file else None,
-        protocol=dict(candidate_template=loop.candidate['template'],
-                      overrides=loop.candidate.get('overrides'),
-                      max_iters=template['train_cfg']['max_iters'],
-                      val_interval=template['train_cfg'].get('val_interval')),
-        data=dict(dataset=template['train_dataloader']['dataset'].get('type'),
-                  data_root=loop.candidate.get('data_root'),
-                  val=dict(split=val.get('data_prefix'), indices=val.get('indices'),
-                           crop=_eval_crop(val)),
-                  test=dict(split=test.get('data_prefix'), indices=test.get('indices'),
-                            crop=_eval_crop(test))),
+        protocol=dict(
+            candidate_template=loop.candidate['template'],
+            overrides=loop.candidate.get('overrides'),
+            max_iters=template['train_cfg']['max_iters'],
+            val_interval=template['train_cfg'].get('val_interval')),
+        data=dict(
+            dataset=template['train_dataloader']['dataset'].get('type'),
+            data_root=loop.candidate.get('data_root'),
+            val=dict(
+                split=val.get('data_prefix'), indices=val.get('indices'), crop=_eval_crop(val)),
+            test=dict(
+                split=test.get('data_prefix'), indices=test.get('indices'),
+                crop=_eval_crop(test))),
         seeds=dict(sampling=loop.seed, training=loop.candidate_seed),
         strategy=dict(loop.strategy_cfg, budget=loop.budget),
         proxies=scorer.settings() if scorer is not None else None,
-        software=dict(torch=torch.__version__, mmengine=mmengine.__version__,
-                      mmseg=mmseg.__version__))
+        software=dict(
+            torch=torch.__version__, mmengine=mmengine.__version__, mmseg=mmseg.__version__))
     meta.update(extra or {})
     return json.loads(json.dumps(meta, default=str))
 
 
-def export_benchmark(records, out, meta: dict, scorer: Optional[ProxyScorer] = None,
-                     cache: Optional[ProxyCache] = None, progress: bool = True) -> Benchmark:
+def export_benchmark(records,
+                     out,
+                     meta: dict,
+                     scorer: Optional[ProxyScorer] = None,
+                     cache: Optional[ProxyCache] = None,
+                     progress: bool = True) -> Benchmark:
     """Merge the done records (and their proxy scores) into the benchmark file ``out``.
 
     Entries already in the file and absent from ``records`` are kept. Proxy scores count only
@@ -320,8 +363,7 @@ def export_benchmark(records, out, meta: dict, scorer: Optional[ProxyScorer] = N
             bench.entries[r['key']] = entry_from_record(r, valid_scores(r['key']))
             bench.failed.pop(r['key'], None)
         elif r['status'] == 'failed' and r['key'] not in bench.entries:
-            bench.failed[r['key']] = dict(genotype=r['genotype'], id=r['id'],
-                                          cause=r.get('cause'))
+            bench.failed[r['key']] = dict(genotype=r['genotype'], id=r['id'], cause=r.get('cause'))
     if scorer is not None and cache is not None:
         todo = [k for k in sorted(bench.entries) if valid_scores(k) is None]
         if todo:
@@ -356,7 +398,9 @@ class BenchmarkExportHook(Hook):
 
     priority = 'LOW'
 
-    def __init__(self, out: str, proxies: Optional[dict] = dict(batch_size=32, chunk_size=8),
+    def __init__(self,
+                 out: str,
+                 proxies: Optional[dict] = dict(batch_size=32, chunk_size=8),
                  meta: Optional[dict] = None):
         self.out = out
         self.proxies = dict(proxies) if proxies is not None else None
@@ -401,8 +445,8 @@ def seed_ledger(work_dir, bench: Benchmark, train_cfg: dict) -> int:
     path = Path(work_dir) / LEDGER_FILE
     if path.exists() and path.stat().st_size:
         return 0
-    strategy = build_strategy(train_cfg['strategy'], budget=train_cfg['budget'],
-                              seed=train_cfg['seed'])
+    strategy = build_strategy(
+        train_cfg['strategy'], budget=train_cfg['budget'], seed=train_cfg['seed'])
     if type(strategy).__name__ != 'RandomSearch':
         raise BenchmarkError(f'a benchmark is built by RandomSearch, not by '
                              f'{type(strategy).__name__}')
@@ -420,15 +464,23 @@ def seed_ledger(work_dir, bench: Benchmark, train_cfg: dict) -> int:
             batch = strategy.ask(strategy.budget)
             records, complete = [], True
             for g in batch:
-                rec = dict(id=cid, genotype=str(g), key=g.key, round=strategy.round - 1,
-                           seed=seed, **candidate_paths(work_dir, cid))
+                rec = dict(
+                    id=cid,
+                    genotype=str(g),
+                    key=g.key,
+                    round=strategy.round - 1,
+                    seed=seed,
+                    **candidate_paths(work_dir, cid))
                 if g.key in bench.entries:
                     rec.update(record_from_entry(bench.entries[g.key]))
                     strategy.tell(g, rec['score'])
                     imported += 1
                 elif g.key in bench.failed:
-                    rec.update(status='failed', score=None, imported=True,
-                               cause=bench.failed[g.key].get('cause'))
+                    rec.update(
+                        status='failed',
+                        score=None,
+                        imported=True,
+                        cause=bench.failed[g.key].get('cause'))
                     strategy.tell(g, None)
                     imported += 1
                 else:
@@ -446,8 +498,10 @@ def seed_ledger(work_dir, bench: Benchmark, train_cfg: dict) -> int:
 # ---------------------------------------------------------------------- the build
 def export_hook_cfg(cfg) -> dict:
     """The ``BenchmarkExportHook`` entry of a benchmark config's ``custom_hooks``."""
-    hooks = [h for h in cfg.get('custom_hooks') or []
-             if h.get('type') in ('BenchmarkExportHook', 'mmseg.BenchmarkExportHook')]
+    hooks = [
+        h for h in cfg.get('custom_hooks') or []
+        if h.get('type') in ('BenchmarkExportHook', 'mmseg.BenchmarkExportHook')
+    ]
     if len(hooks) != 1:
         raise BenchmarkError(f'{cfg.filename}: a benchmark config needs one '
                              f'BenchmarkExportHook in custom_hooks, found {len(hooks)}')
@@ -459,16 +513,18 @@ def check_compatible(bench: Benchmark, train_cfg: dict, out):
     meta = bench.meta or {}
     if not meta:
         return
-    now = dict(candidate_template=train_cfg['candidate']['template'],
-               data_root=train_cfg['candidate'].get('data_root'),
-               sampling_seed=train_cfg['seed'],
-               strategy=train_cfg['strategy'].get('type'),
-               batch_size=train_cfg['strategy'].get('batch_size'))
-    was = dict(candidate_template=meta.get('protocol', {}).get('candidate_template'),
-               data_root=meta.get('data', {}).get('data_root'),
-               sampling_seed=meta.get('seeds', {}).get('sampling'),
-               strategy=meta.get('strategy', {}).get('type'),
-               batch_size=meta.get('strategy', {}).get('batch_size'))
+    now = dict(
+        candidate_template=train_cfg['candidate']['template'],
+        data_root=train_cfg['candidate'].get('data_root'),
+        sampling_seed=train_cfg['seed'],
+        strategy=train_cfg['strategy'].get('type'),
+        batch_size=train_cfg['strategy'].get('batch_size'))
+    was = dict(
+        candidate_template=meta.get('protocol', {}).get('candidate_template'),
+        data_root=meta.get('data', {}).get('data_root'),
+        sampling_seed=meta.get('seeds', {}).get('sampling'),
+        strategy=meta.get('strategy', {}).get('type'),
+        batch_size=meta.get('strategy', {}).get('batch_size'))
     diff = {k: (was[k], now[k]) for k in now if was[k] != now[k]}
     if diff:
         text = ', '.join(f'{k} {a!r} (file) vs {b!r} (config)' for k, (a, b) in diff.items())
@@ -476,8 +532,11 @@ def check_compatible(bench: Benchmark, train_cfg: dict, out):
                              f'settings, or write another --out file')
 
 
-def build(config: str, work_dir: Optional[str] = None, num: Optional[int] = None,
-          out: Optional[str] = None, cfg_options: Optional[dict] = None) -> Benchmark:
+def build(config: str,
+          work_dir: Optional[str] = None,
+          num: Optional[int] = None,
+          out: Optional[str] = None,
+          cfg_options: Optional[dict] = None) -> Benchmark:
     """Train, score and export a benchmark config's entries until ``budget`` (``num``) are in
     its file; resumes the work dir's search, or starts it from the file's entries."""
     from mmengine.config import Config

@@ -8,8 +8,7 @@ from typing import Optional
 
 import numpy as np
 
-from seg101_mm.proxies.correlation import (PAPER_NUM_ARCHITECTURES, PAPER_PROXY_BATCH,
-                                           spans_decades)
+from seg101_mm.proxies.correlation import PAPER_NUM_ARCHITECTURES, PAPER_PROXY_BATCH, spans_decades
 from . import study
 from .bench import Benchmark
 
@@ -91,8 +90,12 @@ def plot_simulation(sim, path):
         x = np.arange(1, len(mean) + 1)
         ax.plot(x, mean, label=name)
         ax.fill_between(x, mean - std, mean + std, alpha=0.15)
-    ax.axhline(sim['threshold'], color='grey', ls='--', lw=0.8,
-               label=f'top {sim["top_fraction"]:.0%} of the table')
+    ax.axhline(
+        sim['threshold'],
+        color='grey',
+        ls='--',
+        lw=0.8,
+        label=f'top {sim["top_fraction"]:.0%} of the table')
     ax.set_xlabel('architectures trained')
     ax.set_ylabel('best val mIoU so far (%)')
     ax.legend(fontsize=7)
@@ -106,7 +109,9 @@ def plot_predictor(rows, path):
         rs = sorted([r for r in rows if r['features'] == feats], key=lambda r: r['train_size'])
         if rs:
             ax.errorbar([r['train_size'] for r in rs], [r['spearman_mean'] for r in rs],
-                        yerr=[r['spearman_std'] for r in rs], marker='o', capsize=3,
+                        yerr=[r['spearman_std'] for r in rs],
+                        marker='o',
+                        capsize=3,
                         label='GIN + proxy features' if feats else 'GIN')
     ax.set_xlabel('training architectures')
     ax.set_ylabel('Spearman on held-out entries')
@@ -115,12 +120,19 @@ def plot_predictor(rows, path):
     return _save(fig, path)
 
 
-def run_study(bench: Benchmark, num_bootstrap=1000, sim_seeds=100, sim_epochs=200,
-              predictor_repeats=5, predictor_epochs=300, progress=None) -> dict:
+def run_study(bench: Benchmark,
+              num_bootstrap=1000,
+              sim_seeds=100,
+              sim_epochs=200,
+              predictor_repeats=5,
+              predictor_epochs=300,
+              progress=None) -> dict:
     """Every analysis of the study, as one JSON-able dict."""
+
     def step(msg):
         if progress:
             progress(msg)
+
     step('correlations')
     corr = study.correlations(bench, num_bootstrap=num_bootstrap)
     test_corr = study.correlations(bench, split='test', num_bootstrap=num_bootstrap)
@@ -128,17 +140,26 @@ def run_study(bench: Benchmark, num_bootstrap=1000, sim_seeds=100, sim_epochs=20
     early = study.early_vs_final(bench, num_bootstrap=num_bootstrap)
     step('predictor')
     feats = [n for n in bench.proxy_names]
-    pred = study.predictor_study(bench, repeats=predictor_repeats, features=feats,
-                                 epochs=predictor_epochs)
+    pred = study.predictor_study(
+        bench, repeats=predictor_repeats, features=feats, epochs=predictor_epochs)
     step('search simulation')
     sim = study.simulate_search(bench, seeds=sim_seeds, epochs=sim_epochs)
-    return dict(n=len(bench), failed=len(bench.failed), correlations=corr,
-                correlations_test=test_corr, beats_baselines=study.beats_baselines(corr),
-                early_vs_final=early, predictor=pred, simulation=sim)
+    return dict(
+        n=len(bench),
+        failed=len(bench.failed),
+        correlations=corr,
+        correlations_test=test_corr,
+        beats_baselines=study.beats_baselines(corr),
+        early_vs_final=early,
+        predictor=pred,
+        simulation=sim)
 
 
-def write_study(bench_path, out_md='docs/study.md', fig_dir='docs/figures/study',
-                results_json: Optional[str] = None, **kwargs) -> dict:
+def write_study(bench_path,
+                out_md='docs/study.md',
+                fig_dir='docs/figures/study',
+                results_json: Optional[str] = None,
+                **kwargs) -> dict:
     """Run the study on ``bench_path`` and write the page, its PNGs and a JSON of the numbers."""
     from .bench import load_benchmark
     bench = load_benchmark(bench_path)
@@ -147,10 +168,11 @@ def write_study(bench_path, out_md='docs/study.md', fig_dir='docs/figures/study'
     if retrained.is_file():
         res['reproducibility'] = json.loads(retrained.read_text())
     fig_dir = Path(fig_dir)
-    figs = dict(scatter=plot_scatter(bench, fig_dir / 'proxies_vs_miou.png'),
-                early=plot_early(res['early_vs_final'], fig_dir / 'early_vs_final.png'),
-                predictor=plot_predictor(res['predictor'], fig_dir / 'predictor_rho.png'),
-                simulation=plot_simulation(res['simulation'], fig_dir / 'search_simulation.png'))
+    figs = dict(
+        scatter=plot_scatter(bench, fig_dir / 'proxies_vs_miou.png'),
+        early=plot_early(res['early_vs_final'], fig_dir / 'early_vs_final.png'),
+        predictor=plot_predictor(res['predictor'], fig_dir / 'predictor_rho.png'),
+        simulation=plot_simulation(res['simulation'], fig_dir / 'search_simulation.png'))
     results_json = Path(results_json or fig_dir / 'study.json')
     tmp = results_json.with_name(results_json.name + '.tmp')
     tmp.write_text(json.dumps(res, indent=1, default=float))
@@ -180,11 +202,10 @@ def reproducibility_lines(rep: Optional[dict], bench_path) -> list:
         'names and the recorded training seed, plus other seeds for the seed noise. An entry '
         f'is reproduced when the recorded seed gives a val mIoU within '
         f'{rep.get("noise_sigmas", 2):g} standard deviations (over the seeds) of the '
-        'recorded value.',
-        '',
+        'recorded value.', '',
         '| entry | recorded val mIoU | recorded seed again | every seed | mean +- std | '
-        'gap | reproduced |',
-        '|---|---|---|---|---|---|---|']
+        'gap | reproduced |', '|---|---|---|---|---|---|---|'
+    ]
     for s in rep.get('summary') or []:
         values = ', '.join(_fmt(v) for v in s['values'])
         seeds = ', '.join(str(x) for x in s['seeds'])
@@ -193,10 +214,11 @@ def reproducibility_lines(rep: Optional[dict], bench_path) -> list:
                      f'{_fmt(s.get("recorded_seed_value"))} | {values} (seeds {seeds}) | '
                      f'{_fmt(s["mean"])} +- {_fmt(s["std"])} | {_fmt(s["gap"])} | '
                      f'{verdict} |')
-    hashes = sorted({r.get('backbone_sha256') or 'not recorded'
-                     for r in rep.get('rows') or []})
-    lines += ['', 'Backbone of the retrainings: ' + ', '.join(
-        f'`{h[:12]}`' if h != 'not recorded' else h for h in hashes) + '.', '']
+    hashes = sorted({r.get('backbone_sha256') or 'not recorded' for r in rep.get('rows') or []})
+    lines += [
+        '', 'Backbone of the retrainings: ' + ', '.join(f'`{h[:12]}`' if h != 'not recorded' else h
+                                                        for h in hashes) + '.', ''
+    ]
     return lines
 
 
@@ -205,9 +227,10 @@ def _rel(path, base):
 
 
 def correlation_markdown(rows) -> str:
-    lines = ['| score | kind | n | Spearman rho [95 % CI] | Kendall tau [95 % CI] | '
-             'precision at top-k (k) | paper rho (498 archs) |',
-             '|---|---|---|---|---|---|---|']
+    lines = [
+        '| score | kind | n | Spearman rho [95 % CI] | Kendall tau [95 % CI] | '
+        'precision at top-k (k) | paper rho (498 archs) |', '|---|---|---|---|---|---|---|'
+    ]
     for r in rows:
         lines.append(f'| {r["name"]} | {r["kind"]} | {r["n"]} | {_fmt(r["spearman"])} '
                      f'{_ci(r["spearman_ci"])} | {_fmt(r["kendall"])} {_ci(r["kendall_ci"])} | '
@@ -259,8 +282,10 @@ def _backbone_line(bench: Benchmark) -> str:
     for e in bench:
         sha = e.get('backbone_sha256') or 'not recorded'
         counts[sha] = counts.get(sha, 0) + 1
-    parts = [f'`{k[:12]}` ({v} entries)' if k != 'not recorded' else f'not recorded ({v})'
-             for k, v in sorted(counts.items(), key=lambda kv: -kv[1])]
+    parts = [
+        f'`{k[:12]}` ({v} entries)' if k != 'not recorded' else f'not recorded ({v})'
+        for k, v in sorted(counts.items(), key=lambda kv: -kv[1])
+    ]
     return ('- Backbone weights (SHA-256 of the weights each entry started from, '
             '`backbone_sha256`): ' + ', '.join(parts) + '.')
 
@@ -273,11 +298,13 @@ def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_
     sim = res['simulation']
     corr = res['correlations']
     best = max((r for r in corr if r['kind'] != 'baseline' and math.isfinite(r['spearman'])),
-               key=lambda r: abs(r['spearman']), default=None)
+               key=lambda r: abs(r['spearman']),
+               default=None)
     base = {r['name']: r for r in corr if r['kind'] == 'baseline'}
     val = np.array(list(bench.values('mIoU').values()))
-    target = next((k for e in bench for k in e['val']
-                   if k.startswith('IoU.') and k != 'IoU.background'), 'IoU.road')
+    target = next(
+        (k for e in bench for k in e['val'] if k.startswith('IoU.') and k != 'IoU.background'),
+        'IoU.road')
     road = np.array(list(bench.values(target).values()) or [np.nan])
     beats = res['beats_baselines']
     early = [r for r in res['early_vs_final'] if r['against'] == 'final val']
@@ -314,19 +341,19 @@ def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_
                          'confidence: no 95 % interval of |rho| lies above the larger '
                          '|rho| of parameter count and FLOPs.'))
     if early:
-        lines.append('- Short training: val mIoU after '
-                     + ', '.join(f'{r["fraction"]:.0%} of training has rho '
-                                 f'{_fmt(r["spearman"])}' for r in early[:-1])
-                     + ' with the final val mIoU.')
+        lines.append('- Short training: val mIoU after ' +
+                     ', '.join(f'{r["fraction"]:.0%} of training has rho '
+                               f'{_fmt(r["spearman"])}'
+                               for r in early[:-1]) + ' with the final val mIoU.')
     if vt:
         lines.append(f'- Final val mIoU ({_split_text(data.get("val"), "val")}) against test '
                      f'mIoU ({_split_text(data.get("test"), "test")}): rho '
                      f'{_fmt(vt[0]["spearman"])} {_ci(vt[0]["spearman_ci"])}.')
     sm = sim['methods']
     lines.append('- Search simulation (median trainings to reach the table\'s top '
-                 f'{sim["top_fraction"]:.0%}, {sim["seeds"]} seeds): '
-                 + '; '.join(f'{k} {_fmt(v["trainings_to_top_median"], 1)}'
-                             for k, v in sm.items()) + '.')
+                 f'{sim["top_fraction"]:.0%}, {sim["seeds"]} seeds): ' +
+                 '; '.join(f'{k} {_fmt(v["trainings_to_top_median"], 1)}'
+                           for k, v in sm.items()) + '.')
     lines.append(f'- The paper\'s numbers come from {PAPER_NUM_ARCHITECTURES} architectures of '
                  f'one search trajectory, trained to convergence; these come from '
                  f'{len(bench)} uniform samples under a short CPU protocol. The intervals say '

@@ -62,9 +62,14 @@ def _template(bench: Benchmark, config: Optional[str], data_root: Optional[str])
     return template, str(Path(root).resolve()), launcher, train_cfg.get('candidate_timeout')
 
 
-def retrain(bench: Benchmark, refs: Sequence, seeds: Sequence[int], work_dir,
-            config: Optional[str] = None, data_root: Optional[str] = None,
-            launcher: Optional[dict] = None, poll_interval: float = 2.0,
+def retrain(bench: Benchmark,
+            refs: Sequence,
+            seeds: Sequence[int],
+            work_dir,
+            config: Optional[str] = None,
+            data_root: Optional[str] = None,
+            launcher: Optional[dict] = None,
+            poll_interval: float = 2.0,
             progress: Optional[Callable[[str], None]] = None) -> list:
     """Train the entries ``refs`` (ids or genotypes) once per seed of ``seeds``.
 
@@ -85,21 +90,38 @@ def retrain(bench: Benchmark, refs: Sequence, seeds: Sequence[int], work_dir,
         for seed in seeds:
             name = f'{e["id"]:04d}_seed{seed}'
             wd = work_dir / name
-            rows[name] = dict(id=e['id'], key=e['key'], seed=seed,
-                              recorded_seed=(bench.meta.get('seeds') or {}).get('training'),
-                              recorded=e['val'], val=None, cause=None, backbone_sha256=None)
+            rows[name] = dict(
+                id=e['id'],
+                key=e['key'],
+                seed=seed,
+                recorded_seed=(bench.meta.get('seeds') or {}).get('training'),
+                recorded=e['val'],
+                val=None,
+                cause=None,
+                backbone_sha256=None)
             done = read_result(wd)
             if done is not None and done.get('status') == 'done':
                 _fill(rows[name], done)
                 continue
-            cfg = candidate_config(template, e['genotype'], data_root=root, work_dir=str(wd),
-                                   seed=seed, extra_hooks=[dict(type='SearchResultHook',
-                                                                timeout=timeout)])
-            path = write_config(work_dir / 'configs' / f'{name}.py', cfg,
-                                header=f'SEG101-Bench entry {e["id"]} retrained with seed '
-                                f'{seed}\ngenotype: {e["genotype"]}')
-            todo.append(Job(cid=len(todo), config=str(path), work_dir=str(wd),
-                            log=str(wd / 'train.log'), timeout=timeout, info=dict(name=name)))
+            cfg = candidate_config(
+                template,
+                e['genotype'],
+                data_root=root,
+                work_dir=str(wd),
+                seed=seed,
+                extra_hooks=[dict(type='SearchResultHook', timeout=timeout)])
+            path = write_config(
+                work_dir / 'configs' / f'{name}.py',
+                cfg,
+                header=f'SEG101-Bench entry {e["id"]} retrained with seed '
+                f'{seed}\ngenotype: {e["genotype"]}')
+            todo.append(
+                Job(cid=len(todo),
+                    config=str(path),
+                    work_dir=str(wd),
+                    log=str(wd / 'train.log'),
+                    timeout=timeout,
+                    info=dict(name=name)))
     say = progress or (lambda m: None)
     say(f'{len(rows) - len(todo)} of {len(rows)} retrainings already done; training '
         f'{len(todo)}')
@@ -116,10 +138,10 @@ def retrain(bench: Benchmark, refs: Sequence, seeds: Sequence[int], work_dir,
                     _fill(row, read_result(job.work_dir) or result)
                 else:
                     row['cause'] = result.get('cause')
-                say(f'[{finished}/{len(todo)}] entry {row["id"]} seed {row["seed"]}: '
-                    + (f'val mIoU {row["val"]["mIoU"]:.2f} (recorded '
-                       f'{row["recorded"]["mIoU"]:.2f})' if row['val'] else
-                       f'failed: {row["cause"]}'))
+                say(f'[{finished}/{len(todo)}] entry {row["id"]} seed {row["seed"]}: ' +
+                    (f'val mIoU {row["val"]["mIoU"]:.2f} (recorded '
+                     f'{row["recorded"]["mIoU"]:.2f})' if row['val'] else f'failed: {row["cause"]}'
+                     ))
             if pending or runner.running:
                 time.sleep(poll_interval)
     finally:
@@ -143,12 +165,20 @@ def summarise(rows: Sequence[dict], metric: str = 'mIoU') -> list:
         recorded = mine[0]['recorded'].get(metric)
         std = float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan
         gap = abs(same[0] - recorded) if same and recorded is not None else math.nan
-        out.append(dict(id=eid, key=mine[0]['key'], metric=metric, recorded=recorded,
-                        recorded_seed_value=same[0] if same else None,
-                        seeds=[r['seed'] for r in mine], values=vals,
-                        mean=float(np.mean(vals)) if vals else math.nan, std=std, gap=gap,
-                        within_noise=bool(gap <= NOISE_SIGMAS * std)
-                        if math.isfinite(gap) and math.isfinite(std) else None))
+        out.append(
+            dict(
+                id=eid,
+                key=mine[0]['key'],
+                metric=metric,
+                recorded=recorded,
+                recorded_seed_value=same[0] if same else None,
+                seeds=[r['seed'] for r in mine],
+                values=vals,
+                mean=float(np.mean(vals)) if vals else math.nan,
+                std=std,
+                gap=gap,
+                within_noise=bool(gap <= NOISE_SIGMAS *
+                                  std) if math.isfinite(gap) and math.isfinite(std) else None))
     return out
 
 
@@ -156,9 +186,14 @@ def write_retrain(path, bench_path, rows: Sequence[dict], summary: Sequence[dict
     """The rows and the summary as one JSON file (through a temporary name and a rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = dict(benchmark=str(bench_path), noise_sigmas=NOISE_SIGMAS, rows=list(rows),
-                summary=[{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                          for k, v in s.items()} for s in summary])
+    data = dict(
+        benchmark=str(bench_path),
+        noise_sigmas=NOISE_SIGMAS,
+        rows=list(rows),
+        summary=[{
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in s.items()
+        } for s in summary])
     tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + '\n')
     os.replace(tmp, path)

@@ -53,8 +53,11 @@ def ensemble_columns(columns: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     return out
 
 
-def correlations(bench: Benchmark, target: str = 'mIoU', split: str = 'val',
-                 num_bootstrap: int = 1000, seed: int = 0,
+def correlations(bench: Benchmark,
+                 target: str = 'mIoU',
+                 split: str = 'val',
+                 num_bootstrap: int = 1000,
+                 seed: int = 0,
                  top_fraction: float = 0.1) -> List[dict]:
     """Signed Spearman rho and Kendall tau with bootstrap 95 % intervals and precision at the
     top ``top_fraction``, for every proxy, ensemble and baseline against ``target``."""
@@ -64,23 +67,32 @@ def correlations(bench: Benchmark, target: str = 'mIoU', split: str = 'val',
     cols.update(ensemble_columns(t['columns']))
     rows = []
     for name, score in cols.items():
-        r = rank_correlation(score, t['target'], num_bootstrap=num_bootstrap, seed=seed,
-                             top_k=(k, ))
+        r = rank_correlation(
+            score, t['target'], num_bootstrap=num_bootstrap, seed=seed, top_k=(k, ))
         kind = 'baseline' if name in BASELINES else \
             'ensemble' if name not in t['columns'] else 'proxy'
-        rows.append(dict(name=name, kind=kind, n=r['n'], spearman=r['spearman'],
-                         spearman_ci=list(r['spearman_ci']), kendall=r['kendall'],
-                         kendall_ci=list(r['kendall_ci']), top_k=k,
-                         precision_at_top_k=r['precision_at'].get(k, math.nan),
-                         paper_spearman=PAPER_TABLE2_SPEARMAN.get(name)))
+        rows.append(
+            dict(
+                name=name,
+                kind=kind,
+                n=r['n'],
+                spearman=r['spearman'],
+                spearman_ci=list(r['spearman_ci']),
+                kendall=r['kendall'],
+                kendall_ci=list(r['kendall_ci']),
+                top_k=k,
+                precision_at_top_k=r['precision_at'].get(k, math.nan),
+                paper_spearman=PAPER_TABLE2_SPEARMAN.get(name)))
     order = {'proxy': 0, 'ensemble': 1, 'baseline': 2}
     return sorted(rows, key=lambda r: (order[r['kind']], r['name']))
 
 
 def beats_baselines(rows: List[dict]) -> List[str]:
     """Proxies and ensembles whose |rho| interval lies above every baseline's |rho|."""
-    base = [abs(r['spearman']) for r in rows if r['kind'] == 'baseline'
-            and math.isfinite(r['spearman'])]
+    base = [
+        abs(r['spearman']) for r in rows
+        if r['kind'] == 'baseline' and math.isfinite(r['spearman'])
+    ]
     if not base:
         return []
     best = max(base)
@@ -95,7 +107,9 @@ def beats_baselines(rows: List[dict]) -> List[str]:
     return out
 
 
-def early_vs_final(bench: Benchmark, target: str = 'mIoU', num_bootstrap: int = 1000,
+def early_vs_final(bench: Benchmark,
+                   target: str = 'mIoU',
+                   num_bootstrap: int = 1000,
                    seed: int = 0) -> List[dict]:
     """Spearman of the val ``target`` at each validation before the end with its final value
     (and of the final val with the test value): can short training rank architectures?"""
@@ -108,18 +122,34 @@ def early_vs_final(bench: Benchmark, target: str = 'mIoU', num_bootstrap: int = 
         early = bench.values(f'{target}@{it}')
         keys = sorted(set(early) & set(final))
         r = rank_correlation([early[k] for k in keys], [final[k] for k in keys],
-                             num_bootstrap=num_bootstrap, seed=seed, top_k=())
-        rows.append(dict(iter=it, fraction=it / iters[-1], against='final val', n=r['n'],
-                         spearman=r['spearman'], spearman_ci=list(r['spearman_ci']),
-                         kendall=r['kendall']))
+                             num_bootstrap=num_bootstrap,
+                             seed=seed,
+                             top_k=())
+        rows.append(
+            dict(
+                iter=it,
+                fraction=it / iters[-1],
+                against='final val',
+                n=r['n'],
+                spearman=r['spearman'],
+                spearman_ci=list(r['spearman_ci']),
+                kendall=r['kendall']))
     test = bench.values(target, split='test')
     keys = sorted(set(test) & set(final))
     if keys:
         r = rank_correlation([final[k] for k in keys], [test[k] for k in keys],
-                             num_bootstrap=num_bootstrap, seed=seed, top_k=())
-        rows.append(dict(iter=iters[-1], fraction=1.0, against='test', n=r['n'],
-                         spearman=r['spearman'], spearman_ci=list(r['spearman_ci']),
-                         kendall=r['kendall']))
+                             num_bootstrap=num_bootstrap,
+                             seed=seed,
+                             top_k=())
+        rows.append(
+            dict(
+                iter=iters[-1],
+                fraction=1.0,
+                against='test',
+                n=r['n'],
+                spearman=r['spearman'],
+                spearman_ci=list(r['spearman_ci']),
+                kendall=r['kendall']))
     return rows
 
 
@@ -140,9 +170,13 @@ def proxy_features(t: dict, names: Sequence[str]) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
 
 
-def predictor_study(bench: Benchmark, sizes: Sequence[Optional[int]] = (10, 20, 50, None),
-                    repeats: int = 5, held_out: float = 0.2, features: Sequence[str] = (),
-                    epochs: int = 300, seed: int = 0) -> List[dict]:
+def predictor_study(bench: Benchmark,
+                    sizes: Sequence[Optional[int]] = (10, 20, 50, None),
+                    repeats: int = 5,
+                    held_out: float = 0.2,
+                    features: Sequence[str] = (),
+                    epochs: int = 300,
+                    seed: int = 0) -> List[dict]:
     """The GIN predictor's Spearman rho on held-out entries against its training-set size
     (``None``: every entry not held out), with and without proxy features."""
     from scipy.stats import spearmanr
@@ -169,19 +203,26 @@ def predictor_study(bench: Benchmark, sizes: Sequence[Optional[int]] = (10, 20, 
                 extra_tr = extra_te = None
                 if with_feats:
                     extra_tr, extra_te = _standardise(feats[train_idx], feats[test_idx])
-                model = fit_predictor([genotypes[i] for i in train_idx], t['target'][train_idx],
-                                      extra=extra_tr, epochs=epochs, seed=seed + rep)
+                model = fit_predictor([genotypes[i] for i in train_idx],
+                                      t['target'][train_idx],
+                                      extra=extra_tr,
+                                      epochs=epochs,
+                                      seed=seed + rep)
                 pred = predict(model, [genotypes[i] for i in test_idx], extra=extra_te)
                 if np.ptp(pred) > 0:
                     rhos.append(float(spearmanr(pred, t['target'][test_idx])[0]))
                 else:
                     rhos.append(0.0)
             if rhos:
-                rows.append(dict(train_size=m if size is None else size,
-                                 all_but_held_out=size is None, features=bool(with_feats),
-                                 held_out=n_out, repeats=len(rhos),
-                                 spearman_mean=float(np.mean(rhos)),
-                                 spearman_std=float(np.std(rhos))))
+                rows.append(
+                    dict(
+                        train_size=m if size is None else size,
+                        all_but_held_out=size is None,
+                        features=bool(with_feats),
+                        held_out=n_out,
+                        repeats=len(rhos),
+                        spearman_mean=float(np.mean(rhos)),
+                        spearman_std=float(np.std(rhos))))
     return rows
 
 
@@ -196,7 +237,9 @@ def _npenas_pool(genotypes, y, rng, budget, num_init, top_k, epochs, seed, allow
     rnd = 0
     while len(order) < min(budget, len(pool)):
         rest = [i for i in pool if i not in set(order)]
-        model = fit_predictor([genotypes[i] for i in order], y[order], epochs=epochs,
+        model = fit_predictor([genotypes[i] for i in order],
+                              y[order],
+                              epochs=epochs,
                               seed=seed * 1000 + rnd)
         pred = predict(model, [genotypes[i] for i in rest])
         best = [rest[j] for j in np.argsort(-pred, kind='stable')[:top_k]]
@@ -205,9 +248,14 @@ def _npenas_pool(genotypes, y, rng, budget, num_init, top_k, epochs, seed, allow
     return order[:budget]
 
 
-def simulate_search(bench: Benchmark, seeds: int = 100, num_init: int = 10, top_k: int = 5,
-                    budget: Optional[int] = None, proxy: str = 'ensemble (all, mean rank)',
-                    prefilter_keep: float = 0.5, epochs: int = 200,
+def simulate_search(bench: Benchmark,
+                    seeds: int = 100,
+                    num_init: int = 10,
+                    top_k: int = 5,
+                    budget: Optional[int] = None,
+                    proxy: str = 'ensemble (all, mean rank)',
+                    prefilter_keep: float = 0.5,
+                    epochs: int = 200,
                     top_fraction: float = TOP_FRACTION) -> dict:
     """Pool-based search on the table over ``seeds`` seeds: the order in which each method
     trains the entries, the best-so-far val mIoU curves, and the trainings each needs to
@@ -241,22 +289,43 @@ def simulate_search(bench: Benchmark, seeds: int = 100, num_init: int = 10, top_
         hits = [i for i, j in enumerate(order) if y[j] >= threshold]
         return hits[0] + 1 if hits else math.inf
 
-    methods = {'random': [], f'proxy ranking ({proxy})': [], 'NPENAS-NP (pool)': [],
-               f'NPENAS-NP on the top {prefilter_keep:.0%} by proxy': []}
+    methods = {
+        'random': [],
+        f'proxy ranking ({proxy})': [],
+        'NPENAS-NP (pool)': [],
+        f'NPENAS-NP on the top {prefilter_keep:.0%} by proxy': []
+    }
     names = list(methods)
     for s in range(seeds):
         rng = np.random.default_rng(s)
         noise = rng.random(n)  # ties of the proxy broken at random per seed
         methods[names[0]].append(list(rng.permutation(n)[:budget]))
         methods[names[1]].append(list(np.lexsort((noise, -score))[:budget]))
-        methods[names[2]].append(_npenas_pool(genotypes, y, np.random.default_rng([s, 1]),
-                                              budget, num_init, top_k, epochs, s))
-        methods[names[3]].append(_npenas_pool(genotypes, y, np.random.default_rng([s, 2]),
-                                              min(budget, len(keep)), num_init, top_k,
-                                              epochs, s, allowed=keep))
-    out = dict(n=n, budget=budget, seeds=seeds, top_fraction=top_fraction, n_top=n_top,
-               threshold=float(threshold), num_init=num_init, top_k=top_k, proxy=proxy,
-               methods={})
+        methods[names[2]].append(
+            _npenas_pool(genotypes, y, np.random.default_rng([s, 1]), budget, num_init, top_k,
+                         epochs, s))
+        methods[names[3]].append(
+            _npenas_pool(
+                genotypes,
+                y,
+                np.random.default_rng([s, 2]),
+                min(budget, len(keep)),
+                num_init,
+                top_k,
+                epochs,
+                s,
+                allowed=keep))
+    out = dict(
+        n=n,
+        budget=budget,
+        seeds=seeds,
+        top_fraction=top_fraction,
+        n_top=n_top,
+        threshold=float(threshold),
+        num_init=num_init,
+        top_k=top_k,
+        proxy=proxy,
+        methods={})
     for name, orders in methods.items():
         curves = np.stack([curve(o) for o in orders])
         need = np.array([needed(o) for o in orders], dtype=float)

@@ -55,11 +55,12 @@ def _stems(folder: Path, suffixes: Sequence[str]) -> Dict[str, Path]:
     return found
 
 
-def pair_files(img_dir: Path,
-               mask_dir: Path,
-               img_suffixes: Sequence[str] = ('.tiff', '.tif', '.png'),
-               mask_suffixes: Sequence[str] = ('.tif', '.tiff', '.png')
-               ) -> List[Tuple[str, Path, Path]]:
+def pair_files(
+    img_dir: Path,
+    mask_dir: Path,
+    img_suffixes: Sequence[str] = ('.tiff', '.tif', '.png'),
+    mask_suffixes: Sequence[str] = ('.tif', '.tiff', '.png')
+) -> List[Tuple[str, Path, Path]]:
     """``(stem, image path, mask path)`` for every image of ``img_dir``, sorted by stem.
 
     Raises:
@@ -78,12 +79,12 @@ def pair_files(img_dir: Path,
     no_image = sorted(set(masks) - set(images))
     if no_mask:
         names = ', '.join(images[s].name for s in no_mask[:5])
-        raise ConversionError(f'{len(no_mask)} image(s) without a mask in {mask_dir}: {names}'
-                              + (' ...' if len(no_mask) > 5 else ''))
+        raise ConversionError(f'{len(no_mask)} image(s) without a mask in {mask_dir}: {names}' +
+                              (' ...' if len(no_mask) > 5 else ''))
     if no_image:
         names = ', '.join(masks[s].name for s in no_image[:5])
-        raise ConversionError(f'{len(no_image)} mask(s) without an image in {img_dir}: {names}'
-                              + (' ...' if len(no_image) > 5 else ''))
+        raise ConversionError(f'{len(no_image)} mask(s) without an image in {img_dir}: {names}' +
+                              (' ...' if len(no_image) > 5 else ''))
     return [(stem, images[stem], masks[stem]) for stem in sorted(images)]
 
 
@@ -359,7 +360,9 @@ def run_jobs(jobs: Sequence[TileJob], nproc: int = 1) -> TileReport:
     return total
 
 
-def converter_parser(description: str, src_help: str, out_dir: str,
+def converter_parser(description: str,
+                     src_help: str,
+                     out_dir: str,
                      tile_help: str = 'tile side in pixels') -> argparse.ArgumentParser:
     """The arguments every converter starts with: ``src``, ``-o/--out-dir`` and
     ``--tile-size``; :func:`parse_converter_args` adds ``--nproc`` and ``--overwrite``."""
@@ -401,8 +404,14 @@ def convert_split(split: str, img_dir: Path, mask_dir: Path, out_dir: Path, sett
     ann_out.mkdir(parents=True, exist_ok=True)
     check_settings(out_dir, split, settings, overwrite)
     jobs = [
-        TileJob(stem=stem, img_path=img, mask_path=mask, img_out=img_out, ann_out=ann_out,
-                overwrite=overwrite, **job_options) for stem, img, mask in pairs
+        TileJob(
+            stem=stem,
+            img_path=img,
+            mask_path=mask,
+            img_out=img_out,
+            ann_out=ann_out,
+            overwrite=overwrite,
+            **job_options) for stem, img, mask in pairs
     ]
     print(f'{split}: {len(jobs)} images from {Path(img_dir).parent}')
     report = run_jobs(jobs, nproc)

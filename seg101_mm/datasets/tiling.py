@@ -67,7 +67,8 @@ def tile_grid(height: int,
 
 
 def pad_to(array: np.ndarray, height: int, width: int, value: int) -> np.ndarray:
-    """Pad ``array`` (HxW or HxWxC) at the bottom and right to ``height x width`` with ``value``."""
+    """Pad ``array`` (HxW or HxWxC) at the bottom and right to ``height x width`` with
+    ``value``."""
     h, w = array.shape[:2]
     if h > height or w > width:
         raise ValueError(f'cannot pad an array of {h}x{w} down to {height}x{width}')

@@ -16,8 +16,7 @@ class WHUBuildingDataset(BaseSegDataset):
         reduce_zero_label (bool): Must stay False: 0 is the background class, not "ignore".
         **kwargs: Passed to :class:`mmseg.datasets.BaseSegDataset`.
     """
-    METAINFO = dict(
-        classes=('background', 'building'), palette=[[0, 0, 0], [255, 255, 255]])
+    METAINFO = dict(classes=('background', 'building'), palette=[[0, 0, 0], [255, 255, 255]])
 
     def __init__(self,
                  img_suffix: str = '.png',

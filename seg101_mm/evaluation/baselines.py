@@ -22,7 +22,8 @@ def constant_prediction_metrics(ann_dir: Union[str, Path],
     """The :class:`SegPaperMetric` scores (percent) of predicting ``label`` on every pixel.
 
     Args:
-        ann_dir (str | Path): Folder of converted 0/1 masks (e.g. ``data/mass_roads/ann_dir/test``).
+        ann_dir (str | Path): Folder of converted 0/1 masks (e.g.
+            ``data/mass_roads/ann_dir/test``).
         classes (Sequence[str]): Class names, index order.
         label (int): The class predicted everywhere. Defaults to 0 (background).
         target_class (int): Class whose precision/recall/F1 are reported. Defaults to 1.

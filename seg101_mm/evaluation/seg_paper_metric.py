@@ -14,9 +14,8 @@ from mmengine.dist import is_main_process
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 from mmengine.utils import mkdir_or_exist
-from PIL import Image
-
 from mmseg.registry import METRICS
+from PIL import Image
 
 
 def confusion_matrix(pred: Union[np.ndarray, torch.Tensor],
@@ -167,10 +166,10 @@ class SegPaperMetric(BaseMetric):
         class_names = self.dataset_meta['classes']
         cm = np.sum(results, axis=0)
         metrics = metrics_from_confusion(cm, class_names, self._target_index(class_names))
-        metrics = OrderedDict(
-            (k, v * 100 if self.digits is None else round(v * 100, self.digits))
-            for k, v in metrics.items())
+        metrics = OrderedDict((k, v * 100 if self.digits is None else round(v * 100, self.digits))
+                              for k, v in metrics.items())
         logger = MMLogger.get_current_instance()
-        print_log('confusion matrix [gt, pred] over the split: '
-                  f'{cm.astype(np.int64).tolist()} (classes {tuple(class_names)})', logger)
+        print_log(
+            'confusion matrix [gt, pred] over the split: '
+            f'{cm.astype(np.int64).tolist()} (classes {tuple(class_names)})', logger)
         return metrics

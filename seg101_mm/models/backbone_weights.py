@@ -64,7 +64,9 @@ def load_backbone_record(path) -> dict:
     return record
 
 
-def extract_backbone(checkpoint, out, meta: Optional[dict] = None,
+def extract_backbone(checkpoint,
+                     out,
+                     meta: Optional[dict] = None,
                      prefix: str = BACKBONE_PREFIX) -> dict:
     """Write the ``prefix`` weights of an mmengine checkpoint to ``out``; return its record.
 
@@ -92,8 +94,10 @@ def extract_backbone(checkpoint, out, meta: Optional[dict] = None,
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
     loaded = CheckpointLoader.load_checkpoint(str(checkpoint), map_location='cpu')
     state = loaded.get('state_dict', loaded) if isinstance(loaded, dict) else {}
-    weights = {k: v.detach().clone() for k, v in state.items()
-               if k.startswith(prefix) and isinstance(v, torch.Tensor)}
+    weights = {
+        k: v.detach().clone()
+        for k, v in state.items() if k.startswith(prefix) and isinstance(v, torch.Tensor)
+    }
     if not weights:
         raise ValueError(f'{checkpoint} holds no tensor named {prefix!r}...; expected a '
                          'segmentor checkpoint with a backbone')
@@ -103,10 +107,13 @@ def extract_backbone(checkpoint, out, meta: Optional[dict] = None,
     torch.save(dict(state_dict=weights, meta=meta), tmp)
     os.replace(tmp, out)
     record = dict(
-        path=str(out), sha256=file_sha256(out), weights_sha256=weights_sha256(weights),
+        path=str(out),
+        sha256=file_sha256(out),
+        weights_sha256=weights_sha256(weights),
         tensors=len(weights),
-        params=int(sum(v.numel() for k, v in weights.items()
-                       if not k.endswith(('running_mean', 'running_var', 'num_batches_tracked')))),
+        params=int(
+            sum(v.numel() for k, v in weights.items()
+                if not k.endswith(('running_mean', 'running_var', 'num_batches_tracked')))),
         meta=meta)
     sidecar = out.with_name(out.name + '.json')
     tmp = sidecar.with_name(f'.{sidecar.name}.{os.getpid()}.tmp')
@@ -141,5 +148,7 @@ def pretrained_weights_sha256(init_cfg) -> Optional[str]:
     prefix = init_cfg.get('prefix') or ''
     if prefix and not prefix.endswith('.'):
         prefix += '.'
-    return weights_sha256({k: v for k, v in state.items()
-                           if k.startswith(prefix) and isinstance(v, torch.Tensor)})
+    return weights_sha256({
+        k: v
+        for k, v in state.items() if k.startswith(prefix) and isinstance(v, torch.Tensor)
+    })

@@ -11,8 +11,12 @@ IMAGENET_MEAN = [123.675, 116.28, 103.53]
 IMAGENET_STD = [58.395, 57.12, 57.375]
 
 
-def seg101_model_cfg(genotype, num_classes=2, backbone_checkpoint=None, crop_size=None,
-                     norm_cfg=dict(type='BN', requires_grad=True), top_k_percent=0.2):
+def seg101_model_cfg(genotype,
+                     num_classes=2,
+                     backbone_checkpoint=None,
+                     crop_size=None,
+                     norm_cfg=dict(type='BN', requires_grad=True),
+                     top_k_percent=0.2):
     """The mmseg model config of SEG101 for ``genotype``, as a plain dict.
 
     With the defaults it is the ``model`` of ``configs/_base_/models/seg101_regnetx400mf.py``
@@ -35,22 +39,36 @@ def seg101_model_cfg(genotype, num_classes=2, backbone_checkpoint=None, crop_siz
     if backbone_checkpoint is not None:
         init_cfg = dict(type='Pretrained', checkpoint=backbone_checkpoint, prefix='backbone.')
     data_preprocessor = dict(
-        type='SegDataPreProcessor', mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD),
-        bgr_to_rgb=True, pad_val=0, seg_pad_val=255)
+        type='SegDataPreProcessor',
+        mean=list(IMAGENET_MEAN),
+        std=list(IMAGENET_STD),
+        bgr_to_rgb=True,
+        pad_val=0,
+        seg_pad_val=255)
     if crop_size:
         data_preprocessor['size'] = tuple(crop_size)
     return dict(
         type='EncoderDecoder',
         data_preprocessor=data_preprocessor,
-        backbone=dict(type='mmpretrain.RegNet', arch='regnetx_400mf', out_indices=(0, 1, 2, 3),
-                      norm_cfg=copy.deepcopy(norm_cfg), init_cfg=init_cfg),
-        neck=dict(type='SEG101EnhanceNeck', genotype=text, in_channels=REGNETX_400MF_CHANNELS,
-                  norm_cfg=copy.deepcopy(norm_cfg)),
+        backbone=dict(
+            type='mmpretrain.RegNet',
+            arch='regnetx_400mf',
+            out_indices=(0, 1, 2, 3),
+            norm_cfg=copy.deepcopy(norm_cfg),
+            init_cfg=init_cfg),
+        neck=dict(
+            type='SEG101EnhanceNeck',
+            genotype=text,
+            in_channels=REGNETX_400MF_CHANNELS,
+            norm_cfg=copy.deepcopy(norm_cfg)),
         decode_head=dict(
-            type='SEG101FusionHead', genotype=text, in_channels=REGNETX_400MF_CHANNELS,
-            num_classes=num_classes, norm_cfg=copy.deepcopy(norm_cfg),
-            loss_decode=dict(type='TopKPixelCrossEntropyLoss', top_k_percent=top_k_percent,
-                             loss_weight=1.0)),
+            type='SEG101FusionHead',
+            genotype=text,
+            in_channels=REGNETX_400MF_CHANNELS,
+            num_classes=num_classes,
+            norm_cfg=copy.deepcopy(norm_cfg),
+            loss_decode=dict(
+                type='TopKPixelCrossEntropyLoss', top_k_percent=top_k_percent, loss_weight=1.0)),
         train_cfg=dict(),
         test_cfg=dict(mode='whole'))
 
@@ -60,8 +78,8 @@ def build_seg101(genotype, num_classes=2, init_weights=True, **kwargs):
 
     Keyword arguments go to :func:`seg101_model_cfg`.
     """
-    return build_segmentor(seg101_model_cfg(genotype, num_classes=num_classes, **kwargs),
-                           init_weights=init_weights)
+    return build_segmentor(
+        seg101_model_cfg(genotype, num_classes=num_classes, **kwargs), init_weights=init_weights)
 
 
 def without_pretrained(cfg):
@@ -83,9 +101,10 @@ def without_pretrained(cfg):
 def build_segmentor(model_cfg, init_weights=True):
     """Build a segmentor from an mmseg ``model`` config dict in the mmseg scope, and by
     default initialise it (:func:`quiet_init_weights`)."""
-    import seg101_mm  # noqa: F401  registers the modules and the compat fixes
     from mmengine.config import ConfigDict
     from mmengine.registry import DefaultScope
+
+    import seg101_mm  # noqa: F401  registers the modules and the compat fixes
 
     # ConfigDict: mmseg reads train_cfg / test_cfg by attribute
     cfg = ConfigDict(copy.deepcopy(model_cfg))

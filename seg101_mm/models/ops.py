@@ -30,8 +30,8 @@ class ConvBNReLU(nn.Sequential):
 
     def __init__(self, channels, norm_cfg=DEFAULT_NORM_CFG, act_cfg=DEFAULT_ACT_CFG):
         super().__init__(
-            ConvModule(channels, channels, 3, padding=1, bias=False, norm_cfg=norm_cfg,
-                       act_cfg=act_cfg))
+            ConvModule(
+                channels, channels, 3, padding=1, bias=False, norm_cfg=norm_cfg, act_cfg=act_cfg))
 
 
 class DilatedConv(nn.Sequential):
@@ -44,8 +44,15 @@ class DilatedConv(nn.Sequential):
 
     def __init__(self, channels, dilation, norm_cfg=DEFAULT_NORM_CFG, act_cfg=DEFAULT_ACT_CFG):
         super().__init__(
-            ConvModule(channels, channels, 3, padding=dilation, dilation=dilation, bias=False,
-                       norm_cfg=norm_cfg, act_cfg=act_cfg),
+            ConvModule(
+                channels,
+                channels,
+                3,
+                padding=dilation,
+                dilation=dilation,
+                bias=False,
+                norm_cfg=norm_cfg,
+                act_cfg=act_cfg),
             ConvModule(channels, channels, 1, bias=False, norm_cfg=norm_cfg, act_cfg=act_cfg))
 
 
@@ -60,15 +67,19 @@ class PoolConv(nn.Module):
         ratio (float): pooled size as a fraction of the input size (0.25 or 0.75 in SEG101).
     """
 
-    def __init__(self, channels, ratio, norm_cfg=DEFAULT_NORM_CFG, act_cfg=DEFAULT_ACT_CFG,
+    def __init__(self,
+                 channels,
+                 ratio,
+                 norm_cfg=DEFAULT_NORM_CFG,
+                 act_cfg=DEFAULT_ACT_CFG,
                  align_corners=False):
         super().__init__()
         if not 0 < ratio <= 1:
             raise ValueError(f'avgpool ratio must be in (0, 1], got {ratio!r}')
         self.ratio = ratio
         self.align_corners = align_corners
-        self.conv = ConvModule(channels, channels, 3, padding=1, bias=False, norm_cfg=norm_cfg,
-                               act_cfg=act_cfg)
+        self.conv = ConvModule(
+            channels, channels, 3, padding=1, bias=False, norm_cfg=norm_cfg, act_cfg=act_cfg)
 
     def forward(self, x):
         h, w = x.shape[-2:]
@@ -117,8 +128,12 @@ class SqueezeExcite(nn.Module):
         return x * self.gate(x if source is None else source) + x
 
 
-def build_op(name, channels, norm_cfg=DEFAULT_NORM_CFG, act_cfg=DEFAULT_ACT_CFG,
-             se_ratio=8, align_corners=False):
+def build_op(name,
+             channels,
+             norm_cfg=DEFAULT_NORM_CFG,
+             act_cfg=DEFAULT_ACT_CFG,
+             se_ratio=8,
+             align_corners=False):
     """Build the op called ``name`` on ``channels`` channels."""
     if name == 'conv3x3':
         return ConvBNReLU(channels, norm_cfg, act_cfg)

@@ -5,12 +5,8 @@ registered class (see :mod:`.registry`), and :class:`ProxyEngine` plans (:mod:`.
 (:mod:`.passes`) the passes they need, sharing forwards and backwards between proxies, into a
 :class:`ProxyContext` (:mod:`.context`) that the proxies score.
 """
-from . import (fisher, flops, grad_norm, grasp, jacob_cov, nwot, params, plain, snip,  # noqa
-               synflow, zico)
-from . import meco  # noqa: F401
-from . import swap  # noqa: F401
-from . import az_nas  # noqa: F401
-from . import ensemble  # noqa: F401
+from . import (az_nas, ensemble, fisher, flops, grad_norm, grasp, jacob_cov, meco, nwot, params,
+               plain, snip, swap, synflow, zico)
 from .batch import batch_from_config, make_batch, random_batch
 from .context import ProxyContext, ProxyError, scored_layers, total_loss
 from .engine import ProxyEngine
@@ -39,6 +35,10 @@ def compute_proxies(model, batch, names=PAPER_PROXIES, chunk_size=None, seed=0, 
     engine = ProxyEngine(chunk_size=chunk_size, seed=seed)
     return engine.compute(model, batch, names, errors=errors)
 
+
+#: The modules whose import registers the proxies (one file per proxy).
+PROXY_MODULES = (az_nas, ensemble, fisher, flops, grad_norm, grasp, jacob_cov, meco, nwot, params,
+                 plain, snip, swap, synflow, zico)
 
 __all__ = [
     'compute_proxies', 'ProxyEngine', 'ProxyContext', 'ProxyError', 'PROXIES', 'BaseProxy',

@@ -132,10 +132,10 @@ class AZTrainability(_AZProxy):
                 feats = _stages(model, x[sl])
                 for s in reversed(range(1, len(feats))):
                     f_in, f_out = feats[s - 1], feats[s]
-                    g_out = torch.randint(0, 2, f_out.shape, device=f_out.device,
-                                          dtype=f_out.dtype) * 2 - 1
-                    g_in = torch.autograd.grad(f_out, f_in, g_out, retain_graph=True,
-                                               allow_unused=True)[0]
+                    g_out = torch.randint(
+                        0, 2, f_out.shape, device=f_out.device, dtype=f_out.dtype) * 2 - 1
+                    g_in = torch.autograd.grad(
+                        f_out, f_in, g_out, retain_graph=True, allow_unused=True)[0]
                     if g_in is None:
                         raise ProxyError(f'backbone stage {s} does not depend on stage {s - 1}')
                     if g_in.shape == g_out.shape and torch.equal(g_in, g_out):
@@ -147,6 +147,8 @@ class AZTrainability(_AZProxy):
                 del feats
         if not moments and not identity:
             raise ProxyError('trainability needs two backbone stages')
-        terms = [-math.inf if s in identity else trainability_term(*moments[s])
-                 for s in sorted(set(moments) | identity)]
+        terms = [
+            -math.inf if s in identity else trainability_term(*moments[s])
+            for s in sorted(set(moments) | identity)
+        ]
         return sum(terms) / len(terms)

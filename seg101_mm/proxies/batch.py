@@ -41,8 +41,7 @@ def random_batch(batch_size=2, size=(64, 64), num_classes=2, in_channels=3, seed
     """
     h, w = (size, size) if isinstance(size, int) else size
     rng = np.random.default_rng(seed)
-    images = [rng.integers(0, 256, (h, w, in_channels), dtype=np.uint8)
-              for _ in range(batch_size)]
+    images = [rng.integers(0, 256, (h, w, in_channels), dtype=np.uint8) for _ in range(batch_size)]
     masks = [rng.integers(0, num_classes, (h, w)) for _ in range(batch_size)]
     return make_batch(images, masks)
 

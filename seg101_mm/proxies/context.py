@@ -23,23 +23,27 @@ class Capture(NamedTuple):
 
 #: Every capture a proxy can ask for in ``requires``.
 CAPTURES = {
-    'grad': Capture('main', ('grad', ),
-                    'dL/dW of every Conv2d/Linear weight, summed over chunks'),
-    'grad_moments': Capture('main', ('grad_moments', ),
-                            'per-chunk gradient moments: dict of sum g, sum g^2, sum |g| '
-                            '(lists per layer, float64) and n chunks'),
-    'fisher': Capture('main', ('fisher', ), 'per-layer per-output-channel fisher values'),
-    'w_hessian_grad': Capture('main', ('w_hessian_grad', ),
-                              'sum over the scored layers of W * (H g), H g the '
-                              'Hessian-gradient product for the accumulated gradient g'),
-    'hessian_grad': Capture('main', ('hessian_grad', ),
-                            'H g per layer for the accumulated gradient g'),
-    'jacobian': Capture('main', ('jacobian', ),
-                        '(N, C*H*W) rows d(sum of logits)/d(input image)'),
-    'relu_codes': Capture('main', ('nwot_kernel', ),
-                          '(N, N) float64 NASWOT kernel of binary ReLU codes'),
-    'synflow': Capture('synflow', ('synflow_weights', 'synflow_grad'),
-                       '|W| in float64 and dR/d|W| on an all-ones input'),
+    'grad':
+    Capture('main', ('grad', ), 'dL/dW of every Conv2d/Linear weight, summed over chunks'),
+    'grad_moments':
+    Capture(
+        'main', ('grad_moments', ), 'per-chunk gradient moments: dict of sum g, sum g^2, sum |g| '
+        '(lists per layer, float64) and n chunks'),
+    'fisher':
+    Capture('main', ('fisher', ), 'per-layer per-output-channel fisher values'),
+    'w_hessian_grad':
+    Capture(
+        'main', ('w_hessian_grad', ), 'sum over the scored layers of W * (H g), H g the '
+        'Hessian-gradient product for the accumulated gradient g'),
+    'hessian_grad':
+    Capture('main', ('hessian_grad', ), 'H g per layer for the accumulated gradient g'),
+    'jacobian':
+    Capture('main', ('jacobian', ), '(N, C*H*W) rows d(sum of logits)/d(input image)'),
+    'relu_codes':
+    Capture('main', ('nwot_kernel', ), '(N, N) float64 NASWOT kernel of binary ReLU codes'),
+    'synflow':
+    Capture('synflow', ('synflow_weights', 'synflow_grad'),
+            '|W| in float64 and dR/d|W| on an all-ones input'),
 }
 #: Captures filled by the gradient passes (the main pass and its follow-ups).
 MAIN_PASS_CAPTURES = tuple(k for k, c in CAPTURES.items() if c.pass_name == 'main')
@@ -124,5 +128,5 @@ def is_out_of_memory(err):
     if isinstance(err, getattr(torch.cuda, 'OutOfMemoryError', ())):
         return True
     msg = str(err)
-    return isinstance(err, RuntimeError) and ('out of memory' in msg or
-                                              "can't allocate memory" in msg)
+    return isinstance(err, RuntimeError) and ('out of memory' in msg
+                                              or "can't allocate memory" in msg)

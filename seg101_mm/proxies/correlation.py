@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 #: Spearman rho of each proxy against val mIoU over 498 architectures (paper, Table 2).
-PAPER_TABLE2_SPEARMAN = dict(grad_norm=-0.45, snip=-0.46, grasp=0.07, fisher=-0.48,
-                             synflow=0.05, jacob_cov=0.03)
+PAPER_TABLE2_SPEARMAN = dict(
+    grad_norm=-0.45, snip=-0.46, grasp=0.07, fisher=-0.48, synflow=0.05, jacob_cov=0.03)
 PAPER_NUM_ARCHITECTURES = 498
 #: The paper scores every proxy on one batch of this many augmented training tiles.
 PAPER_PROXY_BATCH = 32
@@ -106,8 +106,15 @@ def join(proxy_rows, measured_rows, proxies, metric='mIoU'):
     for row in proxy_rows:
         scores[canonical_key(row)] = row
     keys = sorted(set(scores) & set(measured))
-    values = {p: np.array([_finite(scores[k].get(p)) if _finite(scores[k].get(p)) is not None
-                           else np.nan for k in keys], dtype=float) for p in proxies}
+    values = {
+        p:
+        np.array([
+            _finite(scores[k].get(p)) if _finite(scores[k].get(p)) is not None else np.nan
+            for k in keys
+        ],
+                 dtype=float)
+        for p in proxies
+    }
     return keys, values, np.array([measured[k] for k in keys], dtype=float)
 
 
@@ -137,8 +144,13 @@ def rank_correlation(score, target, num_bootstrap=1000, seed=0, top_k=(10, ), ci
     ok = np.isfinite(score) & np.isfinite(target)
     s, t = score[ok], target[ok]
     n = int(ok.sum())
-    out = dict(n=n, spearman=math.nan, kendall=math.nan, spearman_ci=(math.nan, math.nan),
-               kendall_ci=(math.nan, math.nan), precision_at={})
+    out = dict(
+        n=n,
+        spearman=math.nan,
+        kendall=math.nan,
+        spearman_ci=(math.nan, math.nan),
+        kendall_ci=(math.nan, math.nan),
+        precision_at={})
     if n < 3 or np.ptp(s) == 0 or np.ptp(t) == 0:
         return out
     out['spearman'] = float(spearmanr(s, t)[0])

@@ -18,8 +18,7 @@ import torch
 from mmengine.logging import print_log
 
 from . import passes
-from .context import (CAPTURES, ProxyContext, is_out_of_memory, pads_in_training,
-                      scored_layers)
+from .context import CAPTURES, ProxyContext, is_out_of_memory, pads_in_training, scored_layers
 from .plan import plan_passes
 from .registry import get_proxy
 from .state import preserved
@@ -123,8 +122,8 @@ class ProxyEngine:
                 if not is_out_of_memory(err) or chunk <= self.min_chunk_size:
                     raise
                 chunk = max(self.min_chunk_size, chunk // 2)
-                print_log(f'proxies: out of memory, retrying with chunk size {chunk}',
-                          logger='current')
+                print_log(
+                    f'proxies: out of memory, retrying with chunk size {chunk}', logger='current')
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
 

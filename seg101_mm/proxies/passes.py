@@ -95,8 +95,7 @@ def relu_code_kernel(model, kernel):
         # c c^T + (1 - c)(1 - c)^T without materialising 1 - c
         kernel.add_(2 * codes @ codes.T + codes.shape[1] - ones[:, None] - ones[None, :])
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, RELU_TYPES)]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, RELU_TYPES)]
     try:
         yield kernel
     finally:
@@ -115,15 +114,19 @@ class FisherCapture:
 
     def __init__(self, layers):
         self.layers = layers
-        self.values = [torch.zeros(m.weight.shape[0], dtype=m.weight.dtype,
-                                   device=m.weight.device) for _, m in layers]
+        self.values = [
+            torch.zeros(m.weight.shape[0], dtype=m.weight.dtype, device=m.weight.device)
+            for _, m in layers
+        ]
         self.deltas = {}
         self.collecting = False
 
     @contextlib.contextmanager
     def hooks(self):
-        handles = [m.register_forward_hook(functools.partial(self._on_output, i))
-                   for i, (_, m) in enumerate(self.layers)]
+        handles = [
+            m.register_forward_hook(functools.partial(self._on_output, i))
+            for i, (_, m) in enumerate(self.layers)
+        ]
         try:
             yield self
         finally:
@@ -166,8 +169,10 @@ class GradMoments:
     variance is a difference of moments and cancels badly in float32."""
 
     def __init__(self, weights):
-        self.moments = {k: [torch.zeros_like(w, dtype=torch.float64) for w in weights]
-                        for k in ('sum', 'sq', 'abs')}
+        self.moments = {
+            k: [torch.zeros_like(w, dtype=torch.float64) for w in weights]
+            for k in ('sum', 'sq', 'abs')
+        }
         self.moments['n'] = 0
 
     def add(self, grads):
@@ -267,9 +272,12 @@ def _main_chunk(ctx, sl, seed, fisher, fused_grasp, want_jacobian, jac_rows):
     with cm, probe_cm as probe:
         loss = chunk_loss(ctx.model, x, ctx.data_samples[sl], seed)
     with fisher.collect():
-        grads = torch.autograd.grad(loss, weights + ([probe.tau] if fused_grasp else []),
-                                    allow_unused=True, create_graph=fused_grasp,
-                                    retain_graph=fused_grasp or want_jacobian)
+        grads = torch.autograd.grad(
+            loss,
+            weights + ([probe.tau] if fused_grasp else []),
+            allow_unused=True,
+            create_graph=fused_grasp,
+            retain_graph=fused_grasp or want_jacobian)
     g_graph = grads[:len(weights)]
     if want_jacobian:
         if not logits:
@@ -296,12 +304,12 @@ def w_hessian_grad_pass(ctx, chunk, seed):
             x = ctx.inputs[sl].detach()
             with weight_scale_probe(ctx.layers, x) as probe:
                 loss = chunk_loss(ctx.model, x, ctx.data_samples[sl], seed + index)
-            grads = torch.autograd.grad(loss, weights + [probe.tau], allow_unused=True,
-                                        create_graph=True)
+            grads = torch.autograd.grad(
+                loss, weights + [probe.tau], allow_unused=True, create_graph=True)
             g_graph = grads[:-1]
             term = probe_term(ctx, probe, g_graph,
-                              [g.detach() for g in zeros_for_none(g_graph, weights)],
-                              grads[-1], ctx.grad)
+                              [g.detach() for g in zeros_for_none(g_graph, weights)], grads[-1],
+                              ctx.grad)
             del loss, grads, g_graph
             if term is None:
                 break
@@ -310,12 +318,13 @@ def w_hessian_grad_pass(ctx, chunk, seed):
             ctx.w_hessian_grad = total
             ctx.grasp_method = 'probe'
             return
-    print_log(f'proxies: grasp via the full Hessian-gradient product ({ctx.probe_note})',
-              logger='current')
+    print_log(
+        f'proxies: grasp via the full Hessian-gradient product ({ctx.probe_note})',
+        logger='current')
     if ctx.hessian_grad is None:
         hessian_grad_pass(ctx, chunk, seed)
-    ctx.w_hessian_grad = sum(float((w.detach() * h).double().sum())
-                             for w, h in zip(weights, ctx.hessian_grad))
+    ctx.w_hessian_grad = sum(
+        float((w.detach() * h).double().sum()) for w, h in zip(weights, ctx.hessian_grad))
     ctx.grasp_method = 'hessian-gradient product'
 
 
@@ -325,8 +334,7 @@ def hessian_grad_pass(ctx, chunk, seed):
     weights = ctx.weights
     hg_total = [torch.zeros_like(w) for w in weights]
     for index, sl in enumerate(chunk_slices(ctx.inputs.shape[0], chunk)):
-        loss = chunk_loss(ctx.model, ctx.inputs[sl].detach(), ctx.data_samples[sl],
-                          seed + index)
+        loss = chunk_loss(ctx.model, ctx.inputs[sl].detach(), ctx.data_samples[sl], seed + index)
         g_graph = torch.autograd.grad(loss, weights, allow_unused=True, create_graph=True)
         hg = grad_dot_grad_derivative(ctx.grad, g_graph, weights)
         if hg is None:
@@ -347,8 +355,8 @@ def nwot_pass(ctx, chunk, seed):
 
 
 #: The pass of each follow-up capture (:data:`.plan.FOLLOW_UPS`).
-FOLLOW_UP_PASSES = dict(w_hessian_grad=w_hessian_grad_pass, hessian_grad=hessian_grad_pass,
-                        relu_codes=nwot_pass)
+FOLLOW_UP_PASSES = dict(
+    w_hessian_grad=w_hessian_grad_pass, hessian_grad=hessian_grad_pass, relu_codes=nwot_pass)
 
 
 def synflow_pass(ctx, seed, dtype=torch.float64):

@@ -59,5 +59,8 @@ def plan_passes(requires, num_images: int) -> PassPlan:
         refused['grad_moments'] = (f'zico needs gradients of at least 2 chunks, the batch '
                                    f'has {num_images} image(s)')
         requires.discard('grad_moments')
-    return PassPlan(main=frozenset(requires & set(MAIN_PASS_CAPTURES)),
-                    synflow='synflow' in requires, refused=refused, num_images=num_images)
+    return PassPlan(
+        main=frozenset(requires & set(MAIN_PASS_CAPTURES)),
+        synflow='synflow' in requires,
+        refused=refused,
+        num_images=num_images)

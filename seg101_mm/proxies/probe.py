@@ -50,9 +50,8 @@ class _ConvOps:
         return F.conv2d(x, w, None, self.stride, self.padding, self.dilation, self.groups)
 
     def _backward(self, gy, x, w, mask):
-        return _aten.convolution_backward(gy, x, w, None, self.stride, self.padding,
-                                          self.dilation, False, [0, 0], self.groups,
-                                          [mask[0], mask[1], False])
+        return _aten.convolution_backward(gy, x, w, None, self.stride, self.padding, self.dilation,
+                                          False, [0, 0], self.groups, [mask[0], mask[1], False])
 
     def grads(self, gy, x, w, need_x):
         """``(dA*/dx, dA*/dW)`` for output gradient ``gy`` (the first one None unless asked)."""
@@ -122,8 +121,8 @@ class _ProbedLayer(torch.autograd.Function):
         phase, ops = ctx.probe.phase, ctx.ops
         inner = x.grad_fn is not None  # False for the network's input
         if phase == 'first':
-            gx, gw, gtau = _ProbedLayerBackward.apply(gy, x, tau, weight.detach(), lin, ops,
-                                                      need_x and inner)
+            gx, gw, gtau = _ProbedLayerBackward.apply(gy, x, tau, weight.detach(), lin, ops, need_x
+                                                      and inner)
             gb = ops.bias_grad(gy) if ctx.has_bias and need_b else None
             return gx, (gw if need_w else None), gb, (gtau if need_tau else None), None, None
         if phase == 'input':
@@ -271,10 +270,12 @@ def weight_scale_probe(layers, like):
     patched = []
 
     def make_forward(ops, prepare):
+
         def forward(self, x):
             if prepare is not None:
                 x = prepare(x)
             return _ProbedLayer.apply(x, self.weight, self.bias, probe.tau, ops, probe)
+
         return forward
 
     try:

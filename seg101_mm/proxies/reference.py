@@ -49,7 +49,7 @@ def _accumulated_grads(m, x, samples, chunk, seed):
     for i, sl in enumerate(_chunks(x.shape[0], chunk)):
         torch.manual_seed(seed + i)
         _loss(m, x[sl], samples[sl]).backward()
-    return [(l.weight.detach(), _grad(l.weight)) for l in _layers(m)]
+    return [(layer.weight.detach(), _grad(layer.weight)) for layer in _layers(m)]
 
 
 def _grad(p):
@@ -75,16 +75,16 @@ def ref_grasp(model, batch, chunk=None, seed=0):
     """GraSP as in the reference code: a gradient pass, then a Hessian-gradient pass."""
     m, x, s = _prepare(model, batch, seed)
     layers = _layers(m)
-    weights = [l.weight for l in layers]
+    weights = [layer.weight for layer in layers]
     g = [gr for _, gr in _accumulated_grads(m, x, s, chunk, seed)]
     m.zero_grad(set_to_none=True)
     for i, sl in enumerate(_chunks(x.shape[0], chunk)):
         torch.manual_seed(seed + i)
-        grads = torch.autograd.grad(_loss(m, x[sl], s[sl]), weights, create_graph=True,
-                                    allow_unused=True)
+        grads = torch.autograd.grad(
+            _loss(m, x[sl], s[sl]), weights, create_graph=True, allow_unused=True)
         z = sum((gi * gr).sum() for gi, gr in zip(g, grads) if gr is not None)
         z.backward()
-    return -sum(float((l.weight.detach() * _grad(l.weight)).sum()) for l in layers)
+    return -sum(float((layer.weight.detach() * _grad(layer.weight)).sum()) for layer in layers)
 
 
 def ref_fisher(model, batch, chunk=None, seed=0):
@@ -95,18 +95,22 @@ def ref_fisher(model, batch, chunk=None, seed=0):
         if hasattr(mod, 'inplace'):
             mod.inplace = False
     layers = _layers(m)
-    per_layer = [torch.zeros(l.weight.shape[0], dtype=l.weight.dtype) for l in layers]
+    per_layer = [torch.zeros(layer.weight.shape[0], dtype=layer.weight.dtype) for layer in layers]
 
     def keep(j, outs, grads):
+
         def hook(mod, args, out):
             outs[j] = out
             if out.requires_grad:
                 out.register_hook(lambda g: grads.__setitem__(j, g))
+
         return hook
 
     for i, sl in enumerate(_chunks(x.shape[0], chunk)):
         outs, grads = {}, {}
-        hooks = [l.register_forward_hook(keep(j, outs, grads)) for j, l in enumerate(layers)]
+        hooks = [
+            layer.register_forward_hook(keep(j, outs, grads)) for j, layer in enumerate(layers)
+        ]
         torch.manual_seed(seed + i)
         loss = _loss(m, x[sl], s[sl])
         for h in hooks:
@@ -119,8 +123,8 @@ def ref_fisher(model, batch, chunk=None, seed=0):
                 per_image = (a * g).sum(dim=(2, 3))
             else:
                 per_image = (a * g).reshape(a.shape[0], -1, a.shape[-1]).sum(1)
-            per_layer[j] += 0.5 * (per_image ** 2).mean(0)
-    return sum(float(f.sum()) * l.weight[0].numel() for f, l in zip(per_layer, layers))
+            per_layer[j] += 0.5 * (per_image**2).mean(0)
+    return sum(float(f.sum()) * layer.weight[0].numel() for f, layer in zip(per_layer, layers))
 
 
 def ref_synflow(model, batch, chunk=None, seed=0):
@@ -137,7 +141,8 @@ def ref_synflow(model, batch, chunk=None, seed=0):
     except ValueError:  # a BN layer over one value per channel: two identical images
         out, copies = m(torch.ones((2, ) + x.shape[1:], dtype=torch.float64), mode='tensor'), 2
     (out.sum() / copies).backward()
-    return sum(float((l.weight.detach() * _grad(l.weight)).abs().sum()) for l in _layers(m))
+    return sum(
+        float((layer.weight.detach() * _grad(layer.weight)).abs().sum()) for layer in _layers(m))
 
 
 def ref_jacob_cov(model, batch, chunk=None, seed=0, k=1e-5):
@@ -159,8 +164,10 @@ def ref_nwot(model, batch, chunk=None, seed=0):
     """NASWOT from the explicit code matrix of every ReLU, over the whole batch."""
     m, x, s = _prepare(model, batch, seed)
     codes = []
-    hooks = [mod.register_forward_hook(lambda mod, a, o: codes.append((o > 0).flatten(1)))
-             for mod in m.modules() if isinstance(mod, (nn.ReLU, nn.ReLU6))]
+    hooks = [
+        mod.register_forward_hook(lambda mod, a, o: codes.append((o > 0).flatten(1)))
+        for mod in m.modules() if isinstance(mod, (nn.ReLU, nn.ReLU6))
+    ]
     torch.manual_seed(seed)
     with torch.no_grad():
         m.loss(x, s)
@@ -182,7 +189,7 @@ def ref_zico(model, batch, chunk=None, seed=0):
         m.zero_grad(set_to_none=True)
         torch.manual_seed(seed + i)
         _loss(m, x[sl], s[sl]).backward()
-        per_chunk.append([_grad(l.weight) for l in _layers(m)])
+        per_chunk.append([_grad(layer.weight) for layer in _layers(m)])
     total = 0.
     for layer_grads in zip(*per_chunk):
         g = torch.stack(layer_grads).double()
@@ -195,9 +202,16 @@ def ref_zico(model, batch, chunk=None, seed=0):
 
 
 #: name -> reference function(model, batch, chunk=None, seed=0).
-REFERENCES = dict(grad_norm=ref_grad_norm, snip=ref_snip, plain=ref_plain, grasp=ref_grasp,
-                  fisher=ref_fisher, synflow=ref_synflow, jacob_cov=ref_jacob_cov,
-                  nwot=ref_nwot, zico=ref_zico)
+REFERENCES = dict(
+    grad_norm=ref_grad_norm,
+    snip=ref_snip,
+    plain=ref_plain,
+    grasp=ref_grasp,
+    fisher=ref_fisher,
+    synflow=ref_synflow,
+    jacob_cov=ref_jacob_cov,
+    nwot=ref_nwot,
+    zico=ref_zico)
 
 
 def reference_proxies(model, batch, names, chunk=None, seed=0):

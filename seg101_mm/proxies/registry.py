@@ -45,7 +45,8 @@ def get_proxy(name):
     """Instantiate the registered proxy called ``name``."""
     cls = PROXIES.get(name)
     if cls is None:
-        raise KeyError(f'unknown proxy {name!r}; registered proxies: {sorted(PROXIES.module_dict)}')
+        raise KeyError(
+            f'unknown proxy {name!r}; registered proxies: {sorted(PROXIES.module_dict)}')
     return cls()
 
 

@@ -9,5 +9,5 @@ class Snip(BaseProxy):
     requires = ('grad', )
 
     def score(self, ctx):
-        return sum(float((w.detach() * g).double().abs().sum())
-                   for w, g in zip(ctx.weights, ctx.grad))
+        return sum(
+            float((w.detach() * g).double().abs().sum()) for w, g in zip(ctx.weights, ctx.grad))

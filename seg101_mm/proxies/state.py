@@ -30,8 +30,10 @@ class ModelState:
         self.hooks = []
         for module in model.modules():
             self.modes.append((module, module.training))
-            self.hooks.append((module, {name: dict(getattr(module, name))
-                                        for name in HOOK_DICTS if hasattr(module, name)}))
+            self.hooks.append((module, {
+                name: dict(getattr(module, name))
+                for name in HOOK_DICTS if hasattr(module, name)
+            }))
             for name, p in module._parameters.items():
                 if p is None:
                     continue

@@ -37,7 +37,7 @@ def distinct_patterns(codes):
     words = []
     for start in range(0, n, _BITS):
         block = codes[start:start + _BITS].long()
-        weights = 2 ** torch.arange(block.shape[0], dtype=torch.long, device=block.device)
+        weights = 2**torch.arange(block.shape[0], dtype=torch.long, device=block.device)
         words.append((block * weights[:, None]).sum(0))
     if len(words) == 1:
         return int(torch.unique(words[0]).numel())

@@ -13,5 +13,5 @@ class Synflow(BaseProxy):
     requires = ('synflow', )
 
     def score(self, ctx):
-        return sum(float((w * g).abs().sum())
-                   for w, g in zip(ctx.synflow_weights, ctx.synflow_grad))
+        return sum(
+            float((w * g).abs().sum()) for w, g in zip(ctx.synflow_weights, ctx.synflow_grad))

@@ -11,16 +11,14 @@ plain PyTorch). mmengine glue:
 (``NPENASSearchLoop``), :mod:`.reports`.
 """
 from .config_writer import candidate_config, render_config, write_config
-from .errors import (SearchConfigError, SearchError, SearchExists, SearchStopped,
-                     WorkDirBusy)
+from .errors import SearchConfigError, SearchError, SearchExists, SearchStopped, WorkDirBusy
 from .ledger import Ledger, LedgerError
 from .registry import LAUNCHERS, STRATEGIES
 from .strategy import NPENASBO, NPENASNP, RandomSearch, SearchStrategy, build_strategy
 
 __all__ = [
     'SearchStrategy', 'NPENASNP', 'NPENASBO', 'RandomSearch', 'STRATEGIES', 'LAUNCHERS',
-    'build_strategy',
-    'Ledger', 'LedgerError', 'candidate_config', 'render_config', 'write_config',
+    'build_strategy', 'Ledger', 'LedgerError', 'candidate_config', 'render_config', 'write_config',
     'SearchError', 'SearchConfigError', 'SearchExists', 'SearchStopped', 'WorkDirBusy'
 ]
 
@@ -29,8 +27,8 @@ try:
 except ImportError:  # the parts above stay usable without torch and mmseg
     pass
 else:
-    from .launchers import InProcessLauncher, LocalLauncher, SlurmLauncher, build_launcher
     from .controller import SearchController
+    from .launchers import InProcessLauncher, LocalLauncher, SlurmLauncher, build_launcher
     from .loop import NPENASSearchLoop
     from .measure import ModelMeasure
     from .result_hook import SearchResultHook

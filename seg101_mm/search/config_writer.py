@@ -68,16 +68,16 @@ def _is_name(k):
 def format_literal(value, indent=0):
     """Python source of a literal value, ``dict(a=1)`` style where keys allow it."""
     flat = _flat(value)
-    if len(flat) + len(_INDENT) * indent <= _WIDTH or not isinstance(value,
-                                                                      (dict, list, tuple)):
+    if len(flat) + len(_INDENT) * indent <= _WIDTH or not isinstance(value, (dict, list, tuple)):
         return flat
     pad, inner = _INDENT * indent, _INDENT * (indent + 1)
     if isinstance(value, dict):
         if all(_is_name(k) for k in value):
             items = [f'{inner}{k}={format_literal(v, indent + 1)}' for k, v in value.items()]
-            return 'dict(\n' + ',\n'.join(items) + f')'
-        items = [f'{inner}{_str_literal(k)}: {format_literal(v, indent + 1)}'
-                 for k, v in value.items()]
+            return 'dict(\n' + ',\n'.join(items) + ')'
+        items = [
+            f'{inner}{_str_literal(k)}: {format_literal(v, indent + 1)}' for k, v in value.items()
+        ]
         return '{\n' + ',\n'.join(items) + f'\n{pad}}}'
     items = [f'{inner}{format_literal(v, indent + 1)}' for v in value]
     if isinstance(value, tuple):
@@ -113,12 +113,11 @@ def _assert_literal_source(text):
         if isinstance(node, (ast.List, ast.Tuple)):
             return all(ok(e) for e in node.elts)
         if isinstance(node, ast.Dict):
-            return all(k is not None and ok(k) for k in node.keys) and all(
-                ok(v) for v in node.values)
+            return all(k is not None and ok(k)
+                       for k in node.keys) and all(ok(v) for v in node.values)
         if isinstance(node, ast.Call):
-            return (isinstance(node.func, ast.Name) and node.func.id == 'dict'
-                    and not node.args and all(kw.arg is not None and ok(kw.value)
-                                              for kw in node.keywords))
+            return (isinstance(node.func, ast.Name) and node.func.id == 'dict' and not node.args
+                    and all(kw.arg is not None and ok(kw.value) for kw in node.keywords))
         return False
 
     for stmt in tree.body:
@@ -200,8 +199,13 @@ def write_config(path, cfg: dict, header: str = '') -> Path:
     return path
 
 
-def candidate_config(template: dict, genotype, data_root=None, work_dir=None, seed=None,
-                     overrides=None, extra_hooks=()) -> dict:
+def candidate_config(template: dict,
+                     genotype,
+                     data_root=None,
+                     work_dir=None,
+                     seed=None,
+                     overrides=None,
+                     extra_hooks=()) -> dict:
     """The config dict of one candidate: ``template`` with the candidate's own values.
 
     Args:
@@ -228,6 +232,5 @@ def candidate_config(template: dict, genotype, data_root=None, work_dir=None, se
             raise ValueError(f'seed must be an int, got {seed!r}')
         cfg['randomness'] = dict(seed=seed, deterministic=False)
     if extra_hooks:
-        cfg['custom_hooks'] = list(cfg.get('custom_hooks') or []) + [dict(h) for h in
-                                                                     extra_hooks]
+        cfg['custom_hooks'] = list(cfg.get('custom_hooks') or []) + [dict(h) for h in extra_hooks]
     return cfg

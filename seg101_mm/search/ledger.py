@@ -29,10 +29,9 @@ from typing import Dict, List, Optional
 STATUSES = ('queued', 'running', 'done', 'failed')
 
 #: Fields of a candidate record (all JSON values).
-FIELDS = ('id', 'genotype', 'key', 'round', 'status', 'config', 'work_dir', 'log', 'seed',
-          'score', 'metrics', 'measures', 'cause', 'attempts', 'queued_at', 'started_at',
-          'ended_at', 'pid', 'curve', 'test_metrics', 'train_seconds', 'imported',
-          'backbone_sha256')
+FIELDS = ('id', 'genotype', 'key', 'round', 'status', 'config', 'work_dir', 'log', 'seed', 'score',
+          'metrics', 'measures', 'cause', 'attempts', 'queued_at', 'started_at', 'ended_at', 'pid',
+          'curve', 'test_metrics', 'train_seconds', 'imported', 'backbone_sha256')
 
 
 class LedgerError(ValueError):
@@ -226,8 +225,10 @@ class Ledger:
         """Candidate records in id order (copies), optionally of one status."""
         if status is not None and status not in STATUSES:
             raise ValueError(f'status must be one of {STATUSES}, got {status!r}')
-        return [deepcopy(r) for _, r in sorted(self.candidates.items())
-                if status is None or r['status'] == status]
+        return [
+            deepcopy(r) for _, r in sorted(self.candidates.items())
+            if status is None or r['status'] == status
+        ]
 
     def next_id(self) -> int:
         return max(self.candidates, default=-1) + 1

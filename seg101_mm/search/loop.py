@@ -40,7 +40,6 @@ from .strategy import build_strategy
 from .templates import load_template
 from .visualization import write_search_scalars
 
-
 CANDIDATE_KEYS = ('template', 'overrides', 'iters', 'data_root', 'synthetic', 'seed', 'test')
 EXPORT_KEYS = ('template', 'overrides', 'data_root')
 LEDGER_FILE = 'ledger.jsonl'
@@ -160,8 +159,10 @@ def check_search_config(train_cfg: dict):
 
     measure = get('measure')
     if measure is not None:
-        names = [n for n in inspect.signature(ModelMeasure.__init__).parameters
-                 if n not in ('self', 'model_cfg')]
+        names = [
+            n for n in inspect.signature(ModelMeasure.__init__).parameters
+            if n not in ('self', 'model_cfg')
+        ]
         if not isinstance(measure, dict) or set(measure) - set(names):
             raise _bad('measure', measure, f'None or a dict of some of {names}')
 
@@ -172,8 +173,11 @@ def check_search_config(train_cfg: dict):
             else ('strategy', strategy)
         raise _bad(key, value, expected_types(STRATEGIES))
     try:
-        build_strategy(strategy, budget=budget, seed=get('seed'),
-                       measure=(lambda g: {}) if measure is not None else None)
+        build_strategy(
+            strategy,
+            budget=budget,
+            seed=get('seed'),
+            measure=(lambda g: {}) if measure is not None else None)
     except (TypeError, ValueError) as e:
         raise SearchConfigError(f'train_cfg.strategy={strategy!r} is not allowed: {e}') from None
 
@@ -204,8 +208,10 @@ def candidate_paths(work_dir, cid: int) -> dict:
     """
     work_dir = Path(work_dir)
     cdir = work_dir / 'candidates' / f'{cid:04d}'
-    return dict(config=str(work_dir / 'configs' / f'candidate_{cid:04d}.py'),
-                work_dir=str(cdir), log=str(cdir / 'train.log'))
+    return dict(
+        config=str(work_dir / 'configs' / f'candidate_{cid:04d}.py'),
+        work_dir=str(cdir),
+        log=str(cdir / 'train.log'))
 
 
 def dataset_of(candidate: dict) -> dict:
@@ -222,8 +228,8 @@ def _check_dataset(recorded: dict, now: dict):
         return
 
     def text(d):
-        return (f'data_root={d["data_root"]!r}' if d.get('data_root') else
-                f'generated scenes synthetic={d.get("synthetic")!r}')
+        return (f'data_root={d["data_root"]!r}'
+                if d.get('data_root') else f'generated scenes synthetic={d.get("synthetic")!r}')
 
     raise SearchConfigError(
         f'train_cfg.candidate: this search trained its candidates on {text(recorded)}, not '
@@ -295,18 +301,36 @@ class NPENASSearchLoop(BaseLoop):
         fsync (bool): fsync every ledger event.
     """
 
-    def __init__(self, runner, dataloader=None, strategy: dict = dict(type='NPENASNP'),
-                 launcher: dict = dict(type='LocalLauncher'), candidate: dict = None,
-                 export: Optional[dict] = None, budget: int = 200, seed: int = 0,
-                 max_failures: int = 10, candidate_timeout: Optional[float] = None,
-                 measure: Optional[dict] = None, poll_interval: float = 1.0,
-                 resume: bool = False, fsync: bool = True):
+    def __init__(self,
+                 runner,
+                 dataloader=None,
+                 strategy: dict = dict(type='NPENASNP'),
+                 launcher: dict = dict(type='LocalLauncher'),
+                 candidate: dict = None,
+                 export: Optional[dict] = None,
+                 budget: int = 200,
+                 seed: int = 0,
+                 max_failures: int = 10,
+                 candidate_timeout: Optional[float] = None,
+                 measure: Optional[dict] = None,
+                 poll_interval: float = 1.0,
+                 resume: bool = False,
+                 fsync: bool = True):
         self._runner = runner
-        check_search_config(dict(
-            strategy=strategy, launcher=launcher, candidate=candidate, export=export,
-            budget=budget, seed=seed, max_failures=max_failures,
-            candidate_timeout=candidate_timeout, measure=measure, poll_interval=poll_interval,
-            resume=resume, fsync=fsync))
+        check_search_config(
+            dict(
+                strategy=strategy,
+                launcher=launcher,
+                candidate=candidate,
+                export=export,
+                budget=budget,
+                seed=seed,
+                max_failures=max_failures,
+                candidate_timeout=candidate_timeout,
+                measure=measure,
+                poll_interval=poll_interval,
+                resume=resume,
+                fsync=fsync))
         self.strategy_cfg = dict(strategy)
         self.launcher_cfg = dict(launcher)
         self.candidate = dict(candidate)
@@ -373,9 +397,8 @@ class NPENASSearchLoop(BaseLoop):
         if ledger_path.exists() and ledger_path.stat().st_size and not self.resume:
             raise SearchExists(f'{ledger_path} already holds a search; continue it with '
                                f'--resume or choose another --work-dir')
-        self.template = load_template(self.candidate['template'],
-                                       self.candidate.get('overrides'),
-                                       self.candidate.get('iters'))
+        self.template = load_template(self.candidate['template'], self.candidate.get('overrides'),
+                                      self.candidate.get('iters'))
         seed = self.candidate.get('seed')
         self.candidate_seed = self.seed if seed is None else int(seed)
         self.ledger = Ledger(ledger_path, fsync=self.fsync)
@@ -393,8 +416,8 @@ class NPENASSearchLoop(BaseLoop):
         if self.measure_cfg is not None:
             measure = ModelMeasure(self.template['model'], **self.measure_cfg)
         self.measure = measure
-        self.strategy = build_strategy(self.strategy_cfg, budget=self.budget, seed=self.seed,
-                                       measure=measure)
+        self.strategy = build_strategy(
+            self.strategy_cfg, budget=self.budget, seed=self.seed, measure=measure)
         self.launcher = build_launcher(self.launcher_cfg)
         if self.resume and len(self.ledger):
             self._restore()
@@ -440,12 +463,22 @@ class NPENASSearchLoop(BaseLoop):
                               f'{genotype!r}: {e}') from None
         paths = self.candidate_paths(cid)
         cfg = candidate_config(
-            self.template, genotype, data_root=self.data_root, work_dir=paths['work_dir'],
+            self.template,
+            genotype,
+            data_root=self.data_root,
+            work_dir=paths['work_dir'],
             seed=self.candidate_seed,
-            extra_hooks=[dict(type='SearchResultHook', timeout=self.candidate_timeout,
-                              test=bool(self.candidate.get('test', False)))])
-        write_config(paths['config'], cfg, header=f'SEG101 search candidate {cid} (round '
-                     f'{rnd})\ngenotype: {genotype.key}')
+            extra_hooks=[
+                dict(
+                    type='SearchResultHook',
+                    timeout=self.candidate_timeout,
+                    test=bool(self.candidate.get('test', False)))
+            ])
+        write_config(
+            paths['config'],
+            cfg,
+            header=f'SEG101 search candidate {cid} (round '
+            f'{rnd})\ngenotype: {genotype.key}')
         return paths
 
     def _propose(self, n):
@@ -457,8 +490,8 @@ class NPENASSearchLoop(BaseLoop):
         for g in new:
             cid = self.ledger.next_id() + len(records)
             paths = self._write_candidate(cid, g, rnd)
-            rec = dict(id=cid, genotype=str(g), key=g.key, round=rnd, seed=self.candidate_seed,
-                       **paths)
+            rec = dict(
+                id=cid, genotype=str(g), key=g.key, round=rnd, seed=self.candidate_seed, **paths)
             if self.measure is not None:
                 rec['measures'] = self.strategy.get_measure(g)
             records.append(rec)
@@ -467,10 +500,12 @@ class NPENASSearchLoop(BaseLoop):
         return len(records)
 
     def _launch(self, rec):
-        job = Job(cid=rec['id'], timeout=self.candidate_timeout,
-                  **self.candidate_paths(rec['id']))
-        self.ledger.update(rec['id'], status='running', started_at=time.time(),
-                           attempts=rec.get('attempts', 0) + 1)
+        job = Job(cid=rec['id'], timeout=self.candidate_timeout, **self.candidate_paths(rec['id']))
+        self.ledger.update(
+            rec['id'],
+            status='running',
+            started_at=time.time(),
+            attempts=rec.get('attempts', 0) + 1)
         info = self.launcher.submit(job)
         if 'pid' in info:
             self.ledger.update(rec['id'], pid=info['pid'])
@@ -494,17 +529,30 @@ class NPENASSearchLoop(BaseLoop):
             metrics = result.get('metrics', {})
             score = metrics.get('mIoU')
             if score is None:
-                result = dict(status='failed', log=job.log,
-                              cause=f'no mIoU among the val metrics {sorted(metrics)}')
+                result = dict(
+                    status='failed',
+                    log=job.log,
+                    cause=f'no mIoU among the val metrics {sorted(metrics)}')
             else:
-                self.ledger.update(job.cid, status='done', metrics=metrics, score=float(score),
-                                   ended_at=ended, cause=None, **_result_extras(result))
+                self.ledger.update(
+                    job.cid,
+                    status='done',
+                    metrics=metrics,
+                    score=float(score),
+                    ended_at=ended,
+                    cause=None,
+                    **_result_extras(result))
                 self.strategy.tell(rec['genotype'], float(score))
                 self.log(f'candidate {job.cid} done: mIoU {score:.2f} '
                          f'({ended - rec["started_at"]:.1f} s)')
         if result['status'] == 'failed':
-            self.ledger.update(job.cid, status='failed', ended_at=ended, cause=result['cause'],
-                               log=result.get('log', job.log), score=None)
+            self.ledger.update(
+                job.cid,
+                status='failed',
+                ended_at=ended,
+                cause=result['cause'],
+                log=result.get('log', job.log),
+                score=None)
             self.strategy.tell(rec['genotype'], None)
             self.log(f'candidate {job.cid} FAILED: {result["cause"]} (log: {job.log})')
         self.ledger.save_strategy(self.strategy.state_dict())
@@ -515,6 +563,7 @@ class NPENASSearchLoop(BaseLoop):
 
     def _report(self):
         from .reports import write_reports
+
         # The full-training config trains on the search's dataset when it is a real one;
         # after a search on generated scenes it keeps the export template's data_root.
         data_root = self.export.get('data_root') if self.export else None
@@ -524,8 +573,8 @@ class NPENASSearchLoop(BaseLoop):
         write_reports(records, self.work_dir, self.export, data_root=data_root)
         # One point per finished candidate for the search config's vis_backends (TensorBoard,
         # LocalVisBackend's scalars.json); a resumed search writes them all to its new log dir.
-        self._scalars_written = write_search_scalars(self.runner.visualizer, records,
-                                                     start=self._scalars_written)
+        self._scalars_written = write_search_scalars(
+            self.runner.visualizer, records, start=self._scalars_written)
         self._reported = self._trained()
 
     def _stop_jobs(self):
@@ -551,15 +600,18 @@ class NPENASSearchLoop(BaseLoop):
         """SIGTERM and SIGINT stop the search at its next step, through its clean-up."""
         if threading.current_thread() is not threading.main_thread():
             return {}
-        return {sig: signal.signal(sig, self._on_signal)
-                for sig in (signal.SIGTERM, signal.SIGINT)}
+        return {
+            sig: signal.signal(sig, self._on_signal)
+            for sig in (signal.SIGTERM, signal.SIGINT)
+        }
 
     def _check_signal(self):
         if self._stop_signal is not None:
             name = signal.Signals(self._stop_signal).name
-            raise SearchStopped(f'search stopped by {name}: its running candidates are ended '
-                                f'and queued again; continue it with --resume',
-                                exit_code=128 + self._stop_signal)
+            raise SearchStopped(
+                f'search stopped by {name}: its running candidates are ended '
+                f'and queued again; continue it with --resume',
+                exit_code=128 + self._stop_signal)
 
     # ------------------------------------------------------------------ run
     def run(self):
@@ -612,10 +664,9 @@ class NPENASSearchLoop(BaseLoop):
         if len(failed) >= self.max_failures:
             causes = '; '.join(f'candidate {r["id"]}: {r["cause"]} (log: {r["log"]})'
                                for r in failed[-3:])
-            raise SearchStopped(
-                f'search stopped: {len(failed)} candidates failed (max_failures='
-                f'{self.max_failures}); last causes: {causes}; see '
-                f'{self.work_dir / LEDGER_FILE}')
+            raise SearchStopped(f'search stopped: {len(failed)} candidates failed (max_failures='
+                                f'{self.max_failures}); last causes: {causes}; see '
+                                f'{self.work_dir / LEDGER_FILE}')
 
     def _launch_queued(self):
         queued = self.ledger.records('queued')

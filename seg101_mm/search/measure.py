@@ -27,8 +27,12 @@ class ModelMeasure:
         seed (int): Seed of weights and batch.
     """
 
-    def __init__(self, model_cfg: dict, names: Sequence[str] = SIZE_MEASURES,
-                 input_size=(64, 64), batch_size: int = 2, seed: int = 0):
+    def __init__(self,
+                 model_cfg: dict,
+                 names: Sequence[str] = SIZE_MEASURES,
+                 input_size=(64, 64),
+                 batch_size: int = 2,
+                 seed: int = 0):
         self.model_cfg = model_cfg
         self.names = list(names)
         self.input_size = tuple(input_size)
@@ -54,8 +58,7 @@ class ModelMeasure:
         proxies = [n for n in self.names if n not in SIZE_MEASURES]
         if proxies:
             from seg101_mm.proxies import compute_proxies, random_batch
-            batch = random_batch(batch_size=self.batch_size, size=self.input_size,
-                                 seed=self.seed)
+            batch = random_batch(batch_size=self.batch_size, size=self.input_size, seed=self.seed)
             out.update(compute_proxies(model, batch, proxies, seed=self.seed))
         return {n: float(out[n]) for n in self.names}
 

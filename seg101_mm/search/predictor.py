@@ -76,14 +76,18 @@ class GINPredictor(nn.Module):
         scale (float): Output range: ``sigmoid * scale``. 100 for mIoU in percent.
     """
 
-    def __init__(self, num_layers: int = 3, hidden: int = 32, num_labels: int = NUM_LABELS,
-                 num_extra: int = 0, uncertainty: bool = False, scale: float = 100.0):
+    def __init__(self,
+                 num_layers: int = 3,
+                 hidden: int = 32,
+                 num_labels: int = NUM_LABELS,
+                 num_extra: int = 0,
+                 uncertainty: bool = False,
+                 scale: float = 100.0):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f'num_layers must be >= 1, got {num_layers!r}')
         widths = [num_labels] + [hidden] * num_layers
-        self.layers = nn.ModuleList(
-            DenseGINLayer(i, o) for i, o in zip(widths[:-1], widths[1:]))
+        self.layers = nn.ModuleList(DenseGINLayer(i, o) for i, o in zip(widths[:-1], widths[1:]))
         self.num_extra = num_extra
         self.scale = scale
         self.mean_head = nn.Linear(hidden + num_extra, 1)
@@ -120,11 +124,18 @@ class GINPredictor(nn.Module):
         return self.head(self.embed(self_loops(adj), labels, extra))
 
 
-def fit_predictor(genotypes: Sequence[Genotype], targets: Sequence[float],
-                  extra: Optional[np.ndarray] = None, uncertainty: bool = False,
-                  num_layers: int = 3, hidden: int = 32, epochs: int = 600,
-                  batch_size: int = 16, lr: float = 0.005, betas=(0.0, 0.9),
-                  weight_decay: float = 1e-4, seed: int = 0,
+def fit_predictor(genotypes: Sequence[Genotype],
+                  targets: Sequence[float],
+                  extra: Optional[np.ndarray] = None,
+                  uncertainty: bool = False,
+                  num_layers: int = 3,
+                  hidden: int = 32,
+                  epochs: int = 600,
+                  batch_size: int = 16,
+                  lr: float = 0.005,
+                  betas=(0.0, 0.9),
+                  weight_decay: float = 1e-4,
+                  seed: int = 0,
                   num_threads: Optional[int] = 1,
                   dtype: torch.dtype = torch.float32) -> GINPredictor:
     """Train a fresh predictor from scratch (docs/method.md section 6).
@@ -149,8 +160,8 @@ def fit_predictor(genotypes: Sequence[Genotype], targets: Sequence[float],
     Returns:
         GINPredictor: The trained predictor, float32, in eval mode.
     """
-    args = (genotypes, targets, extra, uncertainty, num_layers, hidden, epochs, batch_size,
-            lr, betas, weight_decay, seed, dtype)
+    args = (genotypes, targets, extra, uncertainty, num_layers, hidden, epochs, batch_size, lr,
+            betas, weight_decay, seed, dtype)
     if num_threads is None:
         return _fit(*args)
     before = torch.get_num_threads()
@@ -161,8 +172,8 @@ def fit_predictor(genotypes: Sequence[Genotype], targets: Sequence[float],
         torch.set_num_threads(before)
 
 
-def _fit(genotypes, targets, extra, uncertainty, num_layers, hidden, epochs, batch_size, lr,
-         betas, weight_decay, seed, dtype):
+def _fit(genotypes, targets, extra, uncertainty, num_layers, hidden, epochs, batch_size, lr, betas,
+         weight_decay, seed, dtype):
     if len(genotypes) != len(targets):
         raise ValueError(f'got {len(genotypes)} genotypes but {len(targets)} targets')
     if len(genotypes) < 2:
@@ -174,15 +185,17 @@ def _fit(genotypes, targets, extra, uncertainty, num_layers, hidden, epochs, bat
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = GINPredictor(num_layers, hidden, num_extra=0 if extra is None else
-                             np.asarray(extra).shape[1], uncertainty=uncertainty)
+        model = GINPredictor(
+            num_layers,
+            hidden,
+            num_extra=0 if extra is None else np.asarray(extra).shape[1],
+            uncertainty=uncertainty)
     model.to(dtype)
     adj, labels = encode_graphs(genotypes)
     agg = self_loops(adj).to(dtype)
     first = torch.bmm(agg, labels.to(dtype))  # the first layer's input never changes
     y = torch.as_tensor(np.asarray(targets, dtype=np.float64)).to(dtype)
-    ex = None if extra is None else torch.as_tensor(np.asarray(extra, dtype=np.float64)).to(
-        dtype)
+    ex = None if extra is None else torch.as_tensor(np.asarray(extra, dtype=np.float64)).to(dtype)
     params = list(model.parameters())
     decayed = [p for n, p in model.named_parameters() if n.endswith('weight') and p.dim() > 1]
     # fused: one kernel for the whole update; the graphs are so small that per-op overhead,
@@ -198,8 +211,8 @@ def _fit(genotypes, targets, extra, uncertainty, num_layers, hidden, epochs, bat
             idx = order[start:start + batch_size]
             if len(idx) < 2:  # BatchNorm needs more than one graph's statistics
                 idx = order[start - 1:start + batch_size]
-            out = model.head(model.embed(agg[idx], None, None if ex is None else ex[idx],
-                                         first=first[idx]))
+            out = model.head(
+                model.embed(agg[idx], None, None if ex is None else ex[idx], first=first[idx]))
             if uncertainty:
                 loss = F.gaussian_nll_loss(out[0], y[idx], out[1]**2)
             else:
@@ -218,16 +231,18 @@ def _fit(genotypes, targets, extra, uncertainty, num_layers, hidden, epochs, bat
 
 
 @torch.no_grad()
-def predict(model: GINPredictor, genotypes: Sequence[Genotype],
-            extra: Optional[np.ndarray] = None, chunk: int = 1024):
+def predict(model: GINPredictor,
+            genotypes: Sequence[Genotype],
+            extra: Optional[np.ndarray] = None,
+            chunk: int = 1024):
     """Predicted mIoU for every genotype: an ``(N,)`` array, or ``(mean, std)`` arrays."""
     model.eval()
     adj, labels = encode_graphs(genotypes)
     ex = None if extra is None else torch.as_tensor(np.asarray(extra, dtype=np.float32))
     outs = []
     for s in range(0, len(genotypes), chunk):
-        outs.append(model(adj[s:s + chunk], labels[s:s + chunk],
-                          None if ex is None else ex[s:s + chunk]))
+        outs.append(
+            model(adj[s:s + chunk], labels[s:s + chunk], None if ex is None else ex[s:s + chunk]))
     if model.std_head is None:
         return torch.cat(outs).numpy()
     return (torch.cat([o[0] for o in outs]).numpy(), torch.cat([o[1] for o in outs]).numpy())

@@ -20,8 +20,7 @@ from mmengine.registry import Registry
 
 #: Search strategies (:mod:`.strategy`): ask/tell objects built with ``budget``, ``seed`` and
 #: ``measure`` from the search loop.
-STRATEGIES = Registry('search strategy', scope='mmseg',
-                      locations=['seg101_mm.search.strategy'])
+STRATEGIES = Registry('search strategy', scope='mmseg', locations=['seg101_mm.search.strategy'])
 #: Launchers (:mod:`.launchers`): how a candidate gets trained.
 LAUNCHERS = Registry('launcher', scope='mmseg', locations=['seg101_mm.search.launchers'])
 
@@ -31,8 +30,8 @@ def registered_names(registry: Registry):
     registered under besides its own (``'local'`` for ``LocalLauncher``)."""
     registry.import_from_location()
     items = registry.module_dict.items()
-    return (sorted(k for k, v in items if k == v.__name__),
-            sorted(k for k, v in items if k != v.__name__))
+    return (sorted(k for k, v in items
+                   if k == v.__name__), sorted(k for k, v in items if k != v.__name__))
 
 
 def expected_types(registry: Registry) -> str:

@@ -21,8 +21,8 @@ from typing import List, Optional
 #: Candidates per round in ``plots/top10_per_round.png``: the paper's Fig. 2 box-plots the 10
 #: best val mIoU after each round.
 TOP_PER_ROUND = 10
-COLUMNS = ('rank', 'id', 'round', 'status', 'mIoU', 'key', 'params', 'flops', 'train_s',
-           'cause', 'log', 'config')
+COLUMNS = ('rank', 'id', 'round', 'status', 'mIoU', 'key', 'params', 'flops', 'train_s', 'cause',
+           'log', 'config')
 
 
 def leaderboard(records: List[dict]) -> List[dict]:
@@ -35,13 +35,20 @@ def leaderboard(records: List[dict]) -> List[dict]:
         m = r.get('measures') or {}
         t = (r['ended_at'] - r['started_at']) if r.get('ended_at') and r.get('started_at') \
             else None
-        rows.append(dict(rank=i + 1 if r['status'] == 'done' else '', id=r['id'],
-                         round=r.get('round'), status=r['status'],
-                         mIoU='' if r.get('score') is None else f'{r["score"]:.4f}',
-                         key=r['key'], params=m.get('params', ''), flops=m.get('flops', ''),
-                         train_s='' if t is None else f'{t:.1f}', cause=r.get('cause') or '',
-                         log=r.get('log', '') if r['status'] == 'failed' else '',
-                         config=r.get('config', '')))
+        rows.append(
+            dict(
+                rank=i + 1 if r['status'] == 'done' else '',
+                id=r['id'],
+                round=r.get('round'),
+                status=r['status'],
+                mIoU='' if r.get('score') is None else f'{r["score"]:.4f}',
+                key=r['key'],
+                params=m.get('params', ''),
+                flops=m.get('flops', ''),
+                train_s='' if t is None else f'{t:.1f}',
+                cause=r.get('cause') or '',
+                log=r.get('log', '') if r['status'] == 'failed' else '',
+                config=r.get('config', '')))
     return rows
 
 
@@ -55,6 +62,7 @@ def _replace(path, write, mode='w'):
 
 
 def write_leaderboard(records, path):
+
     def write(fh):
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
@@ -77,17 +85,23 @@ def export_best(records, work_dir, export: dict, data_root=None) -> Optional[Pat
         cfg.merge_from_dict(dict(export['overrides']))
     tag = hashlib.sha1(best['key'].encode()).hexdigest()[:8]
     name = f'best_{tag}_full-train'
-    out = candidate_config(cfg.to_dict(), best['genotype'], data_root=data_root,
-                           work_dir=f'./work_dirs/{name}')
+    out = candidate_config(
+        cfg.to_dict(), best['genotype'], data_root=data_root, work_dir=f'./work_dirs/{name}')
     path = Path(work_dir) / f'{name}.py'
-    write_config(path, out, header=(
-        f'Best architecture of the search in {work_dir}: candidate {best["id"]}, search val '
-        f'mIoU {best["score"]:.2f}\nFull training (docs/method.md section 7): tools/dist_train.sh '
-        f'{path} <GPUS>\nThe backbone starts from random weights unless '
-        f'model.backbone.init_cfg points at a pretrained checkpoint.'))
-    text = json.dumps(dict(id=best['id'], genotype=best['genotype'], key=best['key'],
-                           mIoU=best['score'], metrics=best.get('metrics'), config=str(path)),
-                      indent=1)
+    header = (f'Best architecture of the search in {work_dir}: candidate {best["id"]}, search '
+              f'val mIoU {best["score"]:.2f}\nFull training (docs/method.md section 7): '
+              f'tools/dist_train.sh {path} <GPUS>\nThe backbone starts from random weights '
+              'unless model.backbone.init_cfg points at a pretrained checkpoint.')
+    write_config(path, out, header=header)
+    text = json.dumps(
+        dict(
+            id=best['id'],
+            genotype=best['genotype'],
+            key=best['key'],
+            mIoU=best['score'],
+            metrics=best.get('metrics'),
+            config=str(path)),
+        indent=1)
     _replace(Path(work_dir) / 'best.json', lambda fh: fh.write(text))
     return path
 
@@ -148,8 +162,9 @@ def plot_search(records, out_dir) -> List[Path]:
 def write_reports(records, work_dir, export: Optional[dict] = None, data_root=None):
     """Leaderboard, plots and (with ``export``) the best full-training config."""
     work_dir = Path(work_dir)
-    out = dict(leaderboard=write_leaderboard(records, work_dir / 'leaderboard.csv'),
-               plots=plot_search(records, work_dir / 'plots'))
+    out = dict(
+        leaderboard=write_leaderboard(records, work_dir / 'leaderboard.csv'),
+        plots=plot_search(records, work_dir / 'plots'))
     if export:
         out['best_config'] = export_best(records, work_dir, export, data_root)
     return out

@@ -68,7 +68,10 @@ class SearchResultHook(Hook):
 
     priority = 'VERY_LOW'
 
-    def __init__(self, result_file: str = RESULT_FILE, timeout=None, check_finite=True,
+    def __init__(self,
+                 result_file: str = RESULT_FILE,
+                 timeout=None,
+                 check_finite=True,
                  test: bool = False):
         self.result_file = result_file
         self.timeout = timeout
@@ -119,11 +122,15 @@ class SearchResultHook(Hook):
 
     def after_train(self, runner):
         if self.metrics is None:
-            self._write(runner, dict(status='failed', cause='training ended without a '
-                                     'validation: set train_cfg.val_interval <= max_iters'))
+            self._write(
+                runner,
+                dict(
+                    status='failed',
+                    cause='training ended without a '
+                    'validation: set train_cfg.val_interval <= max_iters'))
             return
-        result = dict(status='done', metrics=self.metrics, curve=self.curve,
-                      val_seconds=self.val_seconds)
+        result = dict(
+            status='done', metrics=self.metrics, curve=self.curve, val_seconds=self.val_seconds)
         if self.backbone_sha256 is not None:
             result['backbone_sha256'] = self.backbone_sha256
         if self.test:

@@ -55,8 +55,12 @@ class SearchStrategy(ABC):
         max_sample_tries (int): Draws allowed to find one new admissible architecture.
     """
 
-    def __init__(self, budget: int = 200, seed: int = 0, measure: Optional[Callable] = None,
-                 constraints: Optional[Dict[str, float]] = None, max_sample_tries: int = 10000):
+    def __init__(self,
+                 budget: int = 200,
+                 seed: int = 0,
+                 measure: Optional[Callable] = None,
+                 constraints: Optional[Dict[str, float]] = None,
+                 max_sample_tries: int = 10000):
         if not isinstance(budget, int) or budget < 1:
             raise ValueError(f'budget must be a positive int, got {budget!r}')
         if not isinstance(seed, int):
@@ -179,10 +183,18 @@ class SearchStrategy(ABC):
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
         """JSON-serialisable state: with it and the same results, the same proposals follow."""
-        return dict(type=type(self).__name__, seed=self.seed, budget=self.budget,
-                    round=self.round, queue=[str(g) for g in self.queue],
-                    proposed=list(self.proposed), results=dict(self.results),
-                    measured={k: dict(v) for k, v in self.measured.items()})
+        return dict(
+            type=type(self).__name__,
+            seed=self.seed,
+            budget=self.budget,
+            round=self.round,
+            queue=[str(g) for g in self.queue],
+            proposed=list(self.proposed),
+            results=dict(self.results),
+            measured={
+                k: dict(v)
+                for k, v in self.measured.items()
+            })
 
     def load_state_dict(self, state: dict):
         if state.get('type') != type(self).__name__:
@@ -194,8 +206,7 @@ class SearchStrategy(ABC):
         self.round = int(state['round'])
         self.queue = [Genotype.parse(t) for t in state['queue']]
         self.proposed = list(state['proposed'])
-        self.results = {k: (None if v is None else float(v))
-                        for k, v in state['results'].items()}
+        self.results = {k: (None if v is None else float(v)) for k, v in state['results'].items()}
         self.measured = {k: dict(v) for k, v in state.get('measured', {}).items()}
 
 
@@ -239,15 +250,24 @@ class NPENASNP(SearchStrategy):
 
     uncertainty = False
 
-    def __init__(self, num_init: int = 10, num_candidates: int = 100, num_parents: int = 50,
-                 mutants_per_parent: int = 100, top_k: int = 10,
-                 predictor: Optional[dict] = None, mutator: Optional[dict] = None,
+    def __init__(self,
+                 num_init: int = 10,
+                 num_candidates: int = 100,
+                 num_parents: int = 50,
+                 mutants_per_parent: int = 100,
+                 top_k: int = 10,
+                 predictor: Optional[dict] = None,
+                 mutator: Optional[dict] = None,
                  prefilter: Optional[dict] = None,
-                 predictor_features: Optional[Sequence[str]] = None, **kwargs):
+                 predictor_features: Optional[Sequence[str]] = None,
+                 **kwargs):
         super().__init__(**kwargs)
-        for name, v in dict(num_init=num_init, num_candidates=num_candidates,
-                            num_parents=num_parents, mutants_per_parent=mutants_per_parent,
-                            top_k=top_k).items():
+        for name, v in dict(
+                num_init=num_init,
+                num_candidates=num_candidates,
+                num_parents=num_parents,
+                mutants_per_parent=mutants_per_parent,
+                top_k=top_k).items():
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f'{name} must be a positive int, got {v!r}')
         self.num_init = num_init
@@ -294,20 +314,26 @@ class NPENASNP(SearchStrategy):
         if not self.predictor_features:
             return None, None
         ref = np.array([[self.get_measure(g)[n] for n in self.predictor_features]
-                        for g in reference], dtype=np.float64)
+                        for g in reference],
+                       dtype=np.float64)
         mu, sd = ref.mean(0), ref.std(0)
         sd[sd == 0] = 1.0
         x = np.array([[self.get_measure(g)[n] for n in self.predictor_features]
-                      for g in genotypes], dtype=np.float64)
+                      for g in genotypes],
+                     dtype=np.float64)
         return ((ref - mu) / sd).astype(np.float32), ((x - mu) / sd).astype(np.float32)
 
     def score_candidates(self, round_index, train_gs, train_ys, pool):
         """Acquisition value of every pool member (higher is better)."""
         from .predictor import fit_predictor, predict
         ref_x, pool_x = self.features(pool, train_gs)
-        model = fit_predictor(train_gs, train_ys, extra=ref_x, uncertainty=self.uncertainty,
-                              seed=self.seed * PREDICTOR_SEED_STRIDE + round_index,
-                              **self.predictor_cfg)
+        model = fit_predictor(
+            train_gs,
+            train_ys,
+            extra=ref_x,
+            uncertainty=self.uncertainty,
+            seed=self.seed * PREDICTOR_SEED_STRIDE + round_index,
+            **self.predictor_cfg)
         pred = predict(model, pool, extra=pool_x)
         return self.acquire(round_index, pred)
 

@@ -31,8 +31,8 @@ def finished_in_order(records: List[dict]) -> List[dict]:
     """Done and failed records in the order they finished (``ended_at``, then ``id``);
     records without an end time come last, by id."""
     done = [r for r in records if r.get('status') in FINISHED]
-    return sorted(done, key=lambda r: (r.get('ended_at') is None, r.get('ended_at') or 0.0,
-                                       r['id']))
+    return sorted(
+        done, key=lambda r: (r.get('ended_at') is None, r.get('ended_at') or 0.0, r['id']))
 
 
 def search_scalars(records: List[dict]) -> List[dict]:

@@ -69,11 +69,11 @@ class HeadGenotype:
     l2: Tuple[Pair, Pair]
 
     def __post_init__(self, field='head'):
+        object.__setattr__(self, 'l1',
+                           _check_pairs(f'{field}.l1', self.l1, STAGE_PAIRS, NUM_L1, 'stages 0-3'))
         object.__setattr__(
-            self, 'l1', _check_pairs(f'{field}.l1', self.l1, STAGE_PAIRS, NUM_L1, 'stages 0-3'))
-        object.__setattr__(
-            self, 'l2',
-            _check_pairs(f'{field}.l2', self.l2, L1_PAIRS, NUM_L2, 'layer-1 nodes 0-2'))
+            self, 'l2', _check_pairs(f'{field}.l2', self.l2, L1_PAIRS, NUM_L2,
+                                     'layer-1 nodes 0-2'))
 
     def canonical(self) -> 'HeadGenotype':
         """The head with layer-1 nodes sorted (layer-2 pairs relabelled) and layer-2 sorted."""
@@ -109,8 +109,8 @@ def _parse_head(field, text):
         _fail(field, text, 'layer-1 pairs "/" layer-2 pairs, such as "01+02+13/01+12"')
     l1, l2 = text.split('/')
     return HeadGenotype(
-        _check_pairs(f'{field}.l1', _parse_pairs(f'{field}.l1', l1, NUM_L1), STAGE_PAIRS,
-                     NUM_L1, 'stages 0-3'),
+        _check_pairs(f'{field}.l1', _parse_pairs(f'{field}.l1', l1, NUM_L1), STAGE_PAIRS, NUM_L1,
+                     'stages 0-3'),
         _check_pairs(f'{field}.l2', _parse_pairs(f'{field}.l2', l2, NUM_L2), L1_PAIRS, NUM_L2,
                      'layer-1 nodes 0-2'))
 
@@ -121,12 +121,14 @@ def _coerce_head(field, head):
     if isinstance(head, dict):
         if set(head) != {'l1', 'l2'}:
             _fail(field, head, 'a dict with keys "l1" and "l2"')
-        l1 = _check_pairs(f'{field}.l1', [tuple(p) if isinstance(p, list) else p
-                                          for p in _as_list(f'{field}.l1', head['l1'])],
-                          STAGE_PAIRS, NUM_L1, 'stages 0-3')
-        l2 = _check_pairs(f'{field}.l2', [tuple(p) if isinstance(p, list) else p
-                                          for p in _as_list(f'{field}.l2', head['l2'])],
-                          L1_PAIRS, NUM_L2, 'layer-1 nodes 0-2')
+        l1 = _check_pairs(
+            f'{field}.l1',
+            [tuple(p) if isinstance(p, list) else p
+             for p in _as_list(f'{field}.l1', head['l1'])], STAGE_PAIRS, NUM_L1, 'stages 0-3')
+        l2 = _check_pairs(
+            f'{field}.l2',
+            [tuple(p) if isinstance(p, list) else p
+             for p in _as_list(f'{field}.l2', head['l2'])], L1_PAIRS, NUM_L2, 'layer-1 nodes 0-2')
         return HeadGenotype(l1, l2)
     if isinstance(head, str):
         return _parse_head(field, head)
@@ -214,8 +216,9 @@ class Genotype:
             group_a=list(self.group_a),
             group_b=list(self.group_b),
             stage_ops=list(self.stage_ops),
-            heads=[dict(l1=[list(p) for p in h.l1], l2=[list(p) for p in h.l2])
-                   for h in self.heads],
+            heads=[
+                dict(l1=[list(p) for p in h.l1], l2=[list(p) for p in h.l2]) for h in self.heads
+            ],
             head_merge=self.head_merge)
 
     @classmethod
@@ -267,8 +270,9 @@ class Genotype:
             variants = [_head_variants(self.heads[i]) for i in head_order]
             for h0 in variants[0]:
                 for h1 in variants[1]:
-                    out.add(Genotype(self.group_a, self.group_b, self.stage_ops, (h0, h1),
-                                     self.head_merge))
+                    out.add(
+                        Genotype(self.group_a, self.group_b, self.stage_ops, (h0, h1),
+                                 self.head_merge))
         return sorted(out, key=str)
 
 

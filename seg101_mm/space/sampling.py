@@ -10,8 +10,8 @@ from itertools import combinations
 from math import comb, prod
 
 from .genotype import Genotype, HeadGenotype
-from .ops import (GROUP_OPS_A, GROUP_OPS_B, HEAD_MERGES, L1_PAIRS, NUM_GROUPS, NUM_HEADS,
-                  NUM_L1, NUM_L2, NUM_STAGES, STAGE_OPS, STAGE_PAIRS)
+from .ops import (GROUP_OPS_A, GROUP_OPS_B, HEAD_MERGES, L1_PAIRS, NUM_GROUPS, NUM_HEADS, NUM_L1,
+                  NUM_L2, NUM_STAGES, STAGE_OPS, STAGE_PAIRS)
 
 
 def _rng(seed_or_rng):
@@ -23,9 +23,15 @@ def _rng(seed_or_rng):
                      f'got {seed_or_rng!r}')
 
 
-def space_breakdown(group_ops_a=GROUP_OPS_A, group_ops_b=GROUP_OPS_B, stage_ops=STAGE_OPS,
-                    head_merges=HEAD_MERGES, num_stages=NUM_STAGES, num_groups=NUM_GROUPS,
-                    num_l1=NUM_L1, num_l2=NUM_L2, num_heads=NUM_HEADS):
+def space_breakdown(group_ops_a=GROUP_OPS_A,
+                    group_ops_b=GROUP_OPS_B,
+                    stage_ops=STAGE_OPS,
+                    head_merges=HEAD_MERGES,
+                    num_stages=NUM_STAGES,
+                    num_groups=NUM_GROUPS,
+                    num_l1=NUM_L1,
+                    num_l2=NUM_L2,
+                    num_heads=NUM_HEADS):
     """Number of choices of every variable of the space; their product is its size.
 
     The arguments exist so that tests can shrink the domains and compare the formula with a
@@ -48,8 +54,9 @@ def space_size(**domains) -> int:
     """Exact number of genotypes: 3^4 * 4^4 * 5^4 * (C(6,3) * C(3,2))^2 * 2 = 93,312,000,000."""
     b = space_breakdown(**domains)
     per_head = b['layer1_pairs_per_head'] * b['layer2_pairs_per_head']
-    return prod([b['group_ops_a'], b['group_ops_b'], b['stage_ops'],
-                 per_head**b['heads'], b['head_merge']])
+    return prod([
+        b['group_ops_a'], b['group_ops_b'], b['stage_ops'], per_head**b['heads'], b['head_merge']
+    ])
 
 
 def _sample_head(rng):
@@ -69,15 +76,19 @@ def sample(seed_or_rng=None) -> Genotype:
         head_merge=rng.choice(HEAD_MERGES))
 
 
-def enumerate_space(group_ops_a=GROUP_OPS_A, group_ops_b=GROUP_OPS_B, stage_ops=STAGE_OPS,
+def enumerate_space(group_ops_a=GROUP_OPS_A,
+                    group_ops_b=GROUP_OPS_B,
+                    stage_ops=STAGE_OPS,
                     head_merges=HEAD_MERGES):
     """Yield every genotype over the given (usually reduced) op domains, heads in sorted form.
 
     Meant for tests: over the full domains this is 9.3e10 genotypes.
     """
     from itertools import product
-    heads = [HeadGenotype(l1, l2) for l1 in combinations(STAGE_PAIRS, NUM_L1)
-             for l2 in combinations(L1_PAIRS, NUM_L2)]
+    heads = [
+        HeadGenotype(l1, l2) for l1 in combinations(STAGE_PAIRS, NUM_L1)
+        for l2 in combinations(L1_PAIRS, NUM_L2)
+    ]
     for ga in product(group_ops_a, repeat=NUM_GROUPS):
         for gb in product(group_ops_b, repeat=NUM_GROUPS):
             for st in product(stage_ops, repeat=NUM_STAGES):
@@ -97,11 +108,17 @@ class Mutator:
     the parent's canonical key is discarded and drawn again (at most ``max_tries`` times).
     """
 
-    def __init__(self, p_group=0.6, p_group_slot=0.375, p_stage=0.6, p_stage_slot=0.25,
-                 p_head_merge=0.6, p_pairs=0.6, max_tries=1000):
-        for name, p in (('p_group', p_group), ('p_group_slot', p_group_slot),
-                        ('p_stage', p_stage), ('p_stage_slot', p_stage_slot),
-                        ('p_head_merge', p_head_merge), ('p_pairs', p_pairs)):
+    def __init__(self,
+                 p_group=0.6,
+                 p_group_slot=0.375,
+                 p_stage=0.6,
+                 p_stage_slot=0.25,
+                 p_head_merge=0.6,
+                 p_pairs=0.6,
+                 max_tries=1000):
+        for name, p in (('p_group', p_group), ('p_group_slot', p_group_slot), ('p_stage', p_stage),
+                        ('p_stage_slot', p_stage_slot), ('p_head_merge', p_head_merge), ('p_pairs',
+                                                                                         p_pairs)):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f'{name} must be a probability in [0, 1], got {p!r}')
         if p_group * p_group_slot + p_stage * p_stage_slot + p_head_merge + p_pairs == 0:

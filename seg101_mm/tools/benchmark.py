@@ -1,4 +1,5 @@
-"""FPS and latency of a segmentor's ``predict`` (the work of ``tools/analysis_tools/benchmark.py``).
+"""FPS and latency of a segmentor's ``predict`` (the work of
+``tools/analysis_tools/benchmark.py``).
 
 As in mmseg's benchmark, each timed step is one ``model(inputs, data_samples, mode='predict')``
 call on a batch that the model's data preprocessor has already prepared, so loading and
@@ -29,13 +30,16 @@ def dataloader_batches(cfg, batch_size: int = 1) -> Iterator[dict]:
     return itertools.chain.from_iterable(itertools.repeat(loader))
 
 
-def fixed_size_batches(shape: Tuple[int, int], batch_size: int = 1,
+def fixed_size_batches(shape: Tuple[int, int],
+                       batch_size: int = 1,
                        seed: int = 0) -> Iterator[dict]:
     """The same batch of random uint8 images of ``shape`` (H, W), without end."""
     import torch
     gen = torch.Generator().manual_seed(seed)
-    inputs = [torch.randint(0, 256, (3, *shape), dtype=torch.uint8, generator=gen)
-              for _ in range(batch_size)]
+    inputs = [
+        torch.randint(0, 256, (3, *shape), dtype=torch.uint8, generator=gen)
+        for _ in range(batch_size)
+    ]
     return itertools.repeat(dict(inputs=inputs))
 
 
@@ -107,8 +111,10 @@ def time_predict(model,
         images=images,
         seconds=total_seconds,
         latency_ms=dict(
-            mean=float(latency.mean()), median=float(np.median(latency)),
-            p90=float(np.percentile(latency, 90)), min=float(latency.min()),
+            mean=float(latency.mean()),
+            median=float(np.median(latency)),
+            p90=float(np.percentile(latency, 90)),
+            min=float(latency.min()),
             max=float(latency.max())))
 
 
@@ -132,8 +138,15 @@ def benchmark(model,
         raise ToolError(f'--repeat-times must be >= 1, got {repeat_times}')
     out, runs = {}, []
     for k in range(1, repeat_times + 1):
-        run = time_predict(model, make_batches(), num_iters=num_iters, warmup=warmup,
-                           log_interval=log_interval, device=device, clock=clock, log=log)
+        run = time_predict(
+            model,
+            make_batches(),
+            num_iters=num_iters,
+            warmup=warmup,
+            log_interval=log_interval,
+            device=device,
+            clock=clock,
+            log=log)
         runs.append(run)
         out[f'overall_fps_{k}'] = round(run['fps'], 2)
         if log is not None:

@@ -73,7 +73,12 @@ def browse_dataset(cfg,
         name = osp.basename(sample.img_path)
         out_file = osp.join(output_dir, name) if output_dir is not None else None
         visualizer.add_datasample(
-            name, img, sample.numpy(), draw_pred=False, show=show, wait_time=show_interval,
+            name,
+            img,
+            sample.numpy(),
+            draw_pred=False,
+            show=show,
+            wait_time=show_interval,
             out_file=out_file)
         if out_file is not None:
             written.append(out_file)

@@ -29,8 +29,10 @@ def model_complexity(model, shape: Tuple[int, int]) -> dict:
         raise ToolError(f'shape must be (H, W) with positive sizes, got {tuple(shape)}')
     device = next(model.parameters()).device
     flops = count_flops(model, torch.zeros(1, 3, *shape, device=device))
-    return dict(flops=int(flops), params=int(sum(p.numel() for p in model.parameters())),
-                input_shape=(3, int(shape[0]), int(shape[1])))
+    return dict(
+        flops=int(flops),
+        params=int(sum(p.numel() for p in model.parameters())),
+        input_shape=(3, int(shape[0]), int(shape[1])))
 
 
 def human(n: Optional[float]) -> str:

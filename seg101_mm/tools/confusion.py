@@ -25,8 +25,10 @@ def confusion_matrix(dataset, prediction_dir: str) -> np.ndarray:
     classes = dataset.metainfo['classes']
     n = len(classes)
     ignore_index = dataset.ignore_index
-    preds = {osp.splitext(f)[0]: osp.join(prediction_dir, f)
-             for f in os.listdir(prediction_dir) if f.endswith('.png')}
+    preds = {
+        osp.splitext(f)[0]: osp.join(prediction_dir, f)
+        for f in os.listdir(prediction_dir) if f.endswith('.png')
+    }
     matrix = np.zeros((n, n), dtype=np.int64)
     missing = []
     for i in range(len(dataset)):
@@ -60,8 +62,11 @@ def normalized(matrix: np.ndarray) -> np.ndarray:
     return np.divide(matrix * 100.0, rows, out=np.zeros(matrix.shape), where=rows > 0)
 
 
-def plot_confusion_matrix(matrix: np.ndarray, classes, save_dir: Optional[str] = None,
-                          show: bool = False, title: str = 'Normalized Confusion Matrix',
+def plot_confusion_matrix(matrix: np.ndarray,
+                          classes,
+                          save_dir: Optional[str] = None,
+                          show: bool = False,
+                          title: str = 'Normalized Confusion Matrix',
                           color_theme: str = 'winter') -> Optional[str]:
     """Row-normalised matrix as a coloured table with the percentage in each cell; saved as
     ``save_dir/confusion_matrix.png``. Returns that path."""
@@ -85,8 +90,14 @@ def plot_confusion_matrix(matrix: np.ndarray, classes, save_dir: Optional[str] =
     ax.set_ylabel('Ground truth')
     for r in range(n):
         for c in range(n):
-            ax.text(c, r, f'{pct[r, c]:.1f}' if matrix[r].sum() else '-', ha='center',
-                    va='center', color='w' if pct[r, c] < 50 else 'k', fontsize=8)
+            ax.text(
+                c,
+                r,
+                f'{pct[r, c]:.1f}' if matrix[r].sum() else '-',
+                ha='center',
+                va='center',
+                color='w' if pct[r, c] < 50 else 'k',
+                fontsize=8)
     fig.tight_layout()
     path = None
     if save_dir is not None:
@@ -107,8 +118,12 @@ def save_matrix_json(matrix: np.ndarray, classes, save_dir: str) -> str:
     def pct(num, den):
         return [round(float(a) * 100 / d, 4) if d else None for a, d in zip(num, den)]
 
-    out = dict(classes=list(classes), matrix=matrix.tolist(), iou=pct(tp, gt + pred - tp),
-               precision=pct(tp, pred), recall=pct(tp, gt))
+    out = dict(
+        classes=list(classes),
+        matrix=matrix.tolist(),
+        iou=pct(tp, gt + pred - tp),
+        precision=pct(tp, pred),
+        recall=pct(tp, gt))
     os.makedirs(save_dir, exist_ok=True)
     path = osp.join(save_dir, 'confusion_matrix.json')
     with open(path, 'w') as f:

@@ -50,8 +50,10 @@ def series(log: Dict[int, Dict[str, list]], key: str):
     """``(steps, values)`` of one key; numeric values only, the last one at each step."""
     xs, ys = [], []
     for step, values in log.items():
-        vals = [v for v in values.get(key, ()) if isinstance(v, (int, float))
-                and not isinstance(v, bool)]
+        vals = [
+            v for v in values.get(key, ())
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
         if vals:
             xs.append(step)
             ys.append(float(vals[-1]))
@@ -84,8 +86,12 @@ def summarize(logs: Sequence[dict], keys: Sequence[str], names: Sequence[str]) -
     return lines
 
 
-def plot_curve(logs: Sequence[dict], keys: Sequence[str], legend: Optional[Sequence[str]] = None,
-               title: Optional[str] = None, out: Optional[str] = None, style: str = 'default',
+def plot_curve(logs: Sequence[dict],
+               keys: Sequence[str],
+               legend: Optional[Sequence[str]] = None,
+               title: Optional[str] = None,
+               out: Optional[str] = None,
+               style: str = 'default',
                backend: Optional[str] = None) -> Optional[str]:
     """One curve per (log, key) against the step, in one figure; saved to ``out`` when given,
     shown otherwise."""
@@ -97,8 +103,10 @@ def plot_curve(logs: Sequence[dict], keys: Sequence[str], legend: Optional[Seque
     import matplotlib.pyplot as plt
     curves = len(logs) * len(keys)
     if legend is None:
-        legend = [f'{name}' if len(logs) == 1 else f'log{i}_{name}'
-                  for i in range(len(logs)) for name in keys]
+        legend = [
+            f'{name}' if len(logs) == 1 else f'log{i}_{name}' for i in range(len(logs))
+            for name in keys
+        ]
     if len(legend) != curves:
         raise ToolError(f'--legend needs {curves} names (logs x keys), got {len(legend)}')
     if style not in plt.style.available and style != 'default':

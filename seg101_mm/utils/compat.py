@@ -164,8 +164,8 @@ def mmengine_loads_own_checkpoints() -> bool:
     probe = dict(
         meta=dict(epoch=1, iter=2, seed=np.int64(3)),
         state_dict=dict(weight=torch.zeros(2)),
-        message_hub=dict(log_scalars={'train/loss': buffer},
-                         runtime_info=dict(iter=2, best=np.float64(0.25))))
+        message_hub=dict(
+            log_scalars={'train/loss': buffer}, runtime_info=dict(iter=2, best=np.float64(0.25))))
     try:
         tmp_dir = tempfile.TemporaryDirectory(prefix='seg101_ckpt_probe_')
     except OSError:
@@ -297,9 +297,9 @@ def shim_status() -> Dict[str, Shim]:
 
     needed = mmengine_needs_pkg_resources()
     if needed:
-        reason = (f'mmengine {mmengine.__version__} imports pkg_resources; '
-                  + ('it is importable' if pkg_resources_available() else
-                     "it is MISSING: pip install 'setuptools<82'"))
+        reason = (f'mmengine {mmengine.__version__} imports pkg_resources; ' +
+                  ('it is importable'
+                   if pkg_resources_available() else "it is MISSING: pip install 'setuptools<82'"))
     else:
         reason = f'mmengine {mmengine.__version__} does not use pkg_resources'
     out['setuptools_below_82'] = Shim('setuptools_below_82', needed, reason)

@@ -13,8 +13,11 @@ ANALYSIS_TOOLS = REPO_ROOT / 'tools' / 'analysis_tools'
 TRAIN_PIPELINE = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
-    dict(type='RandomChoiceResize', scales=[(64, 64), (96, 96)], resize_type='Resize',
-         keep_ratio=True),
+    dict(
+        type='RandomChoiceResize',
+        scales=[(64, 64), (96, 96)],
+        resize_type='Resize',
+        keep_ratio=True),
     dict(type='RandomCrop', crop_size=(64, 64)),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackSegInputs')
@@ -89,12 +92,11 @@ def write_child_config(path, base, root, max_iters=2, extra_lines=()):
     """A config that inherits ``base`` and trains ``max_iters`` iterations on ``root`` with
     the 64x64 pipelines, validating at the end; ``extra_lines`` are appended verbatim."""
     lines = [f'_base_ = [{str(base)!r}]']
-    for split, pipeline in (('train', TRAIN_PIPELINE), ('val', TEST_PIPELINE),
-                            ('test', TEST_PIPELINE)):
-        lines.append(
-            f'{split}_dataloader = dict(batch_size=2 if {split!r} == "train" else 1, '
-            f'num_workers=0, persistent_workers=False, '
-            f'dataset=dict(data_root={str(root)!r}, pipeline={pipeline!r}))')
+    for split, pipeline in (('train', TRAIN_PIPELINE), ('val', TEST_PIPELINE), ('test',
+                                                                                TEST_PIPELINE)):
+        lines.append(f'{split}_dataloader = dict(batch_size=2 if {split!r} == "train" else 1, '
+                     f'num_workers=0, persistent_workers=False, '
+                     f'dataset=dict(data_root={str(root)!r}, pipeline={pipeline!r}))')
     lines += [
         "model = dict(data_preprocessor=dict(size=(64, 64)))",
         f'train_cfg = dict(max_iters={max_iters}, val_interval={max_iters})',
@@ -113,10 +115,15 @@ def run_subprocess(args, timeout=300):
     import os
     import subprocess
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHONWARNINGS='ignore')
-    env['PYTHONPATH'] = os.pathsep.join([str(REPO_ROOT)] + (
-        [env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
-    proc = subprocess.run([sys.executable] + [str(a) for a in args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    env['PYTHONPATH'] = os.pathsep.join([str(REPO_ROOT)] +
+                                        ([env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
+    proc = subprocess.run(
+        [sys.executable] + [str(a) for a in args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout)
     if proc.returncode != 0:
         pytest.fail(f'{args} exited with {proc.returncode}\n--- stdout ---\n'
                     f'{proc.stdout[-3000:]}\n--- stderr ---\n{proc.stderr[-3000:]}')
@@ -128,5 +135,4 @@ def read_scalars(log_dir):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     acc = EventAccumulator(str(log_dir), size_guidance={'scalars': 0})
     acc.Reload()
-    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)]
-            for tag in acc.Tags()['scalars']}
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()['scalars']}

@@ -1,6 +1,5 @@
 """Fixtures for the analysis-tool tests: generated road scenes, a repository config."""
 import pytest
-
 from analysis_helpers import repo_config
 
 
@@ -8,8 +7,14 @@ from analysis_helpers import repo_config
 def roads(tmp_path_factory):
     """2 train / 1 val / 3 test generated road scenes of 64x64, masks 0/1."""
     from seg101_mm.datasets.synthetic import make_synthetic_dataset
-    return make_synthetic_dataset(tmp_path_factory.mktemp('roads'), kind='roads', num_train=2,
-                                  num_val=1, num_test=3, size=64, seed=0)
+    return make_synthetic_dataset(
+        tmp_path_factory.mktemp('roads'),
+        kind='roads',
+        num_train=2,
+        num_val=1,
+        num_test=3,
+        size=64,
+        seed=0)
 
 
 @pytest.fixture(scope='session')

@@ -2,8 +2,8 @@ import json
 
 import pytest
 import torch
-
 from analysis_helpers import data_options, run_script, script_error
+
 from seg101_mm.tools.benchmark import benchmark, fixed_size_batches, time_predict
 from seg101_mm.tools.common import ToolError, build_inference_model, load_config
 
@@ -36,27 +36,41 @@ class _Clock:
 def test_time_predict_counts_only_timed_steps_and_images():
     model, lines = _CountingModel(), []
     batches = fixed_size_batches((8, 8), batch_size=2)
-    out = time_predict(model, batches, num_iters=4, warmup=3, log_interval=2,
-                       clock=_Clock(0.25), log=lines.append)
+    out = time_predict(
+        model,
+        batches,
+        num_iters=4,
+        warmup=3,
+        log_interval=2,
+        clock=_Clock(0.25),
+        log=lines.append)
     assert model.calls == [(2, 'predict')] * 7  # warmup steps run too
     assert out['images'] == 8 and out['seconds'] == pytest.approx(1.0)
     assert out['fps'] == pytest.approx(8.0)  # 2 images per 0.25 s step
     assert out['latency_ms']['median'] == pytest.approx(125.0)  # per image, not per batch
-    assert lines == ['Done image [4  / 8], fps: 8.00 img / s',
-                     'Done image [8  / 8], fps: 8.00 img / s']
+    assert lines == [
+        'Done image [4  / 8], fps: 8.00 img / s', 'Done image [8  / 8], fps: 8.00 img / s'
+    ]
 
 
 def test_benchmark_repeats_summarise_like_mmseg():
     steps = iter([0.5, 0.25])
 
     class Clock(_Clock):
+
         def __call__(self):
             if self.n % 2 == 0:
                 self.step = next(steps)
             return super().__call__()
 
-    out = benchmark(_CountingModel(), lambda: fixed_size_batches((8, 8)), num_iters=1,
-                    warmup=0, repeat_times=2, clock=Clock(0), log=None)
+    out = benchmark(
+        _CountingModel(),
+        lambda: fixed_size_batches((8, 8)),
+        num_iters=1,
+        warmup=0,
+        repeat_times=2,
+        clock=Clock(0),
+        log=None)
     assert (out['overall_fps_1'], out['overall_fps_2']) == (2.0, 4.0)
     assert out['average_fps'] == 3.0 and out['fps_variance'] == 1.0
     assert len(out['runs']) == 2
@@ -75,9 +89,10 @@ def test_time_predict_rejects_bad_counts(kwargs, message):
 def test_benchmark_on_a_repository_config_cycles_its_test_split(seg101_config, roads, tmp_path,
                                                                 capsys):
     # 3 test images, 2 + 5 steps: the dataloader is cycled, not cut short as in mmseg's tool
-    out = run_script('benchmark', [seg101_config, '--device', 'cpu', '--num-iters', 5,
-                                   '--warmup', 2, '--log-interval', 5, '--work-dir', tmp_path],
-                     data_options(roads))
+    out = run_script('benchmark', [
+        seg101_config, '--device', 'cpu', '--num-iters', 5, '--warmup', 2, '--log-interval', 5,
+        '--work-dir', tmp_path
+    ], data_options(roads))
     printed = capsys.readouterr().out
     assert 'Done image [5  / 5]' in printed and 'Average fps of 1 evaluations' in printed
     (path, ) = tmp_path.glob('fps_*.json')
@@ -90,9 +105,10 @@ def test_benchmark_on_a_repository_config_cycles_its_test_split(seg101_config, r
 
 
 def test_benchmark_fixed_shape_batches_and_repeats(seg101_config, tmp_path):
-    out = run_script('benchmark', [seg101_config, '--device', 'cpu', '--shape', 64, 96,
-                                   '--batch-size', 2, '--num-iters', 2, '--warmup', 0,
-                                   '--repeat-times', 2, '--work-dir', tmp_path])
+    out = run_script('benchmark', [
+        seg101_config, '--device', 'cpu', '--shape', 64, 96, '--batch-size', 2, '--num-iters', 2,
+        '--warmup', 0, '--repeat-times', 2, '--work-dir', tmp_path
+    ])
     assert [r['images'] for r in out['runs']] == [4, 4]
     assert out['input'] == 'random 64x96 images' and out['batch_size'] == 2
     assert set(out) >= {'overall_fps_1', 'overall_fps_2', 'average_fps', 'fps_variance'}
@@ -113,8 +129,9 @@ def test_checkpoint_weights_are_loaded(seg101_config, tmp_path):
 
 
 def test_bad_input_gives_one_error_line(seg101_config, tmp_path, capsys):
-    line = script_error('benchmark', [seg101_config, '--num-iters', 0, '--device', 'cpu',
-                                      '--shape', 64], capsys)
+    line = script_error('benchmark',
+                        [seg101_config, '--num-iters', 0, '--device', 'cpu', '--shape', 64],
+                        capsys)
     assert line.endswith('error: --num-iters must be >= 1, got 0')
     line = script_error('benchmark', [seg101_config, tmp_path / 'nope.pth', '--device', 'cpu'],
                         capsys)

@@ -1,6 +1,7 @@
 import json
 
 from analysis_helpers import repo_config, run_script, script_error
+
 from seg101_mm.tools.common import build_inference_model, load_config
 from seg101_mm.tools.complexity import default_shape, human
 
@@ -10,8 +11,8 @@ def test_get_flops_uses_the_proxies_counter(seg101_config, tmp_path, capsys):
     from mmengine.analysis import get_model_complexity_info
 
     from seg101_mm.proxies.flops import count_flops
-    out = run_script('get_flops', [seg101_config, '--shape', 64, 96, '--json',
-                                   tmp_path / 'c.json'])
+    out = run_script('get_flops',
+                     [seg101_config, '--shape', 64, 96, '--json', tmp_path / 'c.json'])
     printed = capsys.readouterr().out
     assert 'Input shape: (3, 64, 96)' in printed
     assert f'Flops: {human(out["flops"])} ({out["flops"]:,})' in printed

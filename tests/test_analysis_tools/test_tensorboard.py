@@ -2,7 +2,6 @@
 import json
 
 import pytest
-
 from analysis_helpers import (REPO_ROOT, TENSORBOARD_LINE, read_scalars, run_script,
                               run_subprocess, write_child_config)
 
@@ -13,8 +12,8 @@ pytest.importorskip('tensorboard', reason='tensorboard is a test dependency (req
 def tb_run(tmp_path_factory, roads, seg101_config):
     """Two iterations of a repository config with the TensorBoard backend switched on."""
     tmp = tmp_path_factory.mktemp('tb_run')
-    cfg = write_child_config(tmp / 'tb.py', seg101_config, roads, max_iters=2,
-                             extra_lines=[TENSORBOARD_LINE])
+    cfg = write_child_config(
+        tmp / 'tb.py', seg101_config, roads, max_iters=2, extra_lines=[TENSORBOARD_LINE])
     run_subprocess([REPO_ROOT / 'tools' / 'train.py', cfg, '--work-dir', tmp / 'work'])
     (vis_dir, ) = (tmp / 'work').glob('*/vis_data')
     return vis_dir
@@ -64,11 +63,29 @@ def test_analyze_logs_reads_the_run(tb_run, tmp_path, capsys):
 def _records():
     # finishing order differs from id order: 2 ends first
     return [
-        dict(id=0, status='done', score=40.0, round=0, ended_at=20.0,
-             metrics={'mIoU': 40.0, 'IoU.road': 10.0}, measures={'params': 7.1e6}),
+        dict(
+            id=0,
+            status='done',
+            score=40.0,
+            round=0,
+            ended_at=20.0,
+            metrics={
+                'mIoU': 40.0,
+                'IoU.road': 10.0
+            },
+            measures={'params': 7.1e6}),
         dict(id=1, status='failed', score=None, round=0, ended_at=30.0, cause='boom'),
-        dict(id=2, status='done', score=55.5, round=0, ended_at=10.0,
-             metrics={'mIoU': 55.5, 'IoU.road': 30.0, 'note': 'text'}),
+        dict(
+            id=2,
+            status='done',
+            score=55.5,
+            round=0,
+            ended_at=10.0,
+            metrics={
+                'mIoU': 55.5,
+                'IoU.road': 30.0,
+                'note': 'text'
+            }),
         dict(id=3, status='running', round=1, started_at=40.0),
     ]
 
@@ -90,8 +107,10 @@ def test_search_scalars_written_incrementally_through_a_visualizer(tmp_path):
 
     from seg101_mm.search.visualization import write_search_scalars
     visualizer = Visualizer(
-        name='search_scalars_test', save_dir=str(tmp_path),
-        vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
+        name='search_scalars_test',
+        save_dir=str(tmp_path),
+        vis_backends=[dict(type='LocalVisBackend'),
+                      dict(type='TensorboardVisBackend')])
     records = _records()
     written = write_search_scalars(visualizer, records[:2])  # 0 and 1 finished
     assert written == 2
@@ -104,8 +123,10 @@ def test_search_scalars_written_incrementally_through_a_visualizer(tmp_path):
     # finishing order puts 2 first: steps are never written twice
     assert [step for step, _ in s['search/best_score']] == [1, 2, 3, 4]
     assert [v for _, v in s['search/best_score']] == [40.0, 40.0, 55.5, 70.0]
-    local = [json.loads(line) for line in
-             (tmp_path / 'vis_data' / 'scalars.json').read_text().splitlines()]
+    local = [
+        json.loads(line)
+        for line in (tmp_path / 'vis_data' / 'scalars.json').read_text().splitlines()
+    ]
     assert [entry['step'] for entry in local] == [1, 2, 3, 4]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from seg101_mm.benchmark import Benchmark, BenchmarkError, load_benchmark
+from seg101_mm.benchmark import BenchmarkError, load_benchmark
 from seg101_mm.search.ledger import Ledger
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,9 +19,8 @@ PROXIES = ['params', 'flops', 'snip', 'nwot']
 def write_config(path, out, budget=3, batch_size=2, seed=0, backbone=None):
     overrides = {'train_cfg.max_iters': 2, 'train_cfg.val_interval': 1}
     if backbone is not None:
-        overrides['model.backbone.init_cfg'] = dict(_delete_=True, type='Pretrained',
-                                                    checkpoint=str(backbone),
-                                                    prefix='backbone.')
+        overrides['model.backbone.init_cfg'] = dict(
+            _delete_=True, type='Pretrained', checkpoint=str(backbone), prefix='backbone.')
     text = f'''
 default_scope = 'mmseg'
 custom_imports = dict(imports=['seg101_mm'], allow_failed_imports=False)
@@ -69,10 +68,12 @@ def built(tmp_path_factory):
     from seg101_mm.models.backbone_weights import extract_backbone
     init_default_scope('mmseg')
     torch.manual_seed(0)
-    seg = build_seg101('ga=conv3x3,dil3_conv3x3,avgpool_0.25,conv3x3;'
-                       'gb=se,self_attention,avgpool_0.25,dil3_conv3x3;'
-                       'st=conv3x3,avgpool_0.75,dil5_conv3x3,avgpool_0.25;'
-                       'h0=01+02+12/01+12;h1=01+02+12/01+02;hm=concat_head', num_classes=2)
+    seg = build_seg101(
+        'ga=conv3x3,dil3_conv3x3,avgpool_0.25,conv3x3;'
+        'gb=se,self_attention,avgpool_0.25,dil3_conv3x3;'
+        'st=conv3x3,avgpool_0.75,dil5_conv3x3,avgpool_0.25;'
+        'h0=01+02+12/01+12;h1=01+02+12/01+02;hm=concat_head',
+        num_classes=2)
     torch.save(dict(state_dict=seg.state_dict()), tmp / 'trained.pth')
     backbone = extract_backbone(tmp / 'trained.pth', tmp / 'backbone.pth')
     cfg = write_config(tmp / 'bench_cfg.py', out, backbone=tmp / 'backbone.pth')
@@ -128,8 +129,8 @@ def test_loader_queries_and_csv(built, tmp_path):
     path = bench.to_csv(tmp_path / 'bench.csv')
     import csv
     rows = list(csv.DictReader(open(path)))
-    assert len(rows) == 3 and {'val.mIoU', 'test.mIoU', 'mIoU@1', 'proxies.snip',
-                               'params'} <= set(rows[0])
+    assert len(rows) == 3 and {'val.mIoU', 'test.mIoU', 'mIoU@1', 'proxies.snip', 'params'} <= set(
+        rows[0])
     row = next(r for r in rows if r['key'] == key)
     assert float(row['val.mIoU']) == entry['val']['mIoU']
 
@@ -151,8 +152,11 @@ def test_retraining_with_the_recorded_seed_reproduces_an_entry(built, tmp_path, 
     tmp, cfg, out = built
     bench = load_benchmark(out)
     entry = min(bench, key=lambda e: e['id'])
-    rows = retrain(bench, [str(entry['id'])], [0, 1], tmp_path / 'rt',
-                   data_root=str(tmp / 'wd' / 'data'), poll_interval=0.01)
+    rows = retrain(
+        bench, [str(entry['id'])], [0, 1],
+        tmp_path / 'rt',
+        data_root=str(tmp / 'wd' / 'data'),
+        poll_interval=0.01)
     assert [(r['id'], r['seed'], r['recorded_seed']) for r in rows] == \
         [(entry['id'], 0, 0), (entry['id'], 1, 0)]
     # in one process the recorded seed gives the recorded numbers again, from the same backbone
@@ -168,8 +172,8 @@ def test_retraining_with_the_recorded_seed_reproduces_an_entry(built, tmp_path, 
     assert saved['rows'] == json.loads(json.dumps(rows)) and saved['summary'][0]['id'] == \
         entry['id']
     # a second run reuses the finished trainings (their result.json)
-    again = retrain(bench, [entry['key']], [0], tmp_path / 'rt', data_root=str(tmp / 'wd' /
-                                                                               'data'))
+    again = retrain(
+        bench, [entry['key']], [0], tmp_path / 'rt', data_root=str(tmp / 'wd' / 'data'))
     assert again[0]['val'] == same['val']
     with pytest.raises(BenchmarkError, match='no entry with id 999 in the benchmark'):
         retrain(bench, ['999'], [0], tmp_path / 'rt2', data_root=str(tmp / 'wd' / 'data'))
@@ -180,12 +184,16 @@ def test_retraining_with_the_recorded_seed_reproduces_an_entry(built, tmp_path, 
         import retrain_benchmark
     finally:
         sys.path.pop(0)
-    assert retrain_benchmark.main([str(out), '--entries', '999', '--work-dir',
-                                   str(tmp_path / 'rt3'), '--data-root',
-                                   str(tmp / 'wd' / 'data')]) == 1
+    assert retrain_benchmark.main([
+        str(out), '--entries', '999', '--work-dir',
+        str(tmp_path / 'rt3'), '--data-root',
+        str(tmp / 'wd' / 'data')
+    ]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ['error: no entry with id 999 in the benchmark; expected one of '
-                   f'{sorted(e["id"] for e in bench)[:5]} ... {max(e["id"] for e in bench)}']
+    assert err == [
+        'error: no entry with id 999 in the benchmark; expected one of '
+        f'{sorted(e["id"] for e in bench)[:5]} ... {max(e["id"] for e in bench)}'
+    ]
     assert not (tmp_path / 'rt3').exists()
 
 
@@ -196,8 +204,9 @@ def test_fresh_work_dir_continues_from_the_file(built, tmp_path, capsys):
     before = json.loads(Path(out).read_text())
     copy = tmp_path / 'bench.json'
     copy.write_text(Path(out).read_text())
-    assert build_tool([cfg, '--work-dir', str(tmp_path / 'wd2'), '--num', '5',
-                       '--out', str(copy)]) == 0
+    assert build_tool([cfg, '--work-dir',
+                       str(tmp_path / 'wd2'), '--num', '5', '--out',
+                       str(copy)]) == 0
     assert 'from 3 entries' in capsys.readouterr().err
     after = load_benchmark(copy)
     assert len(after) == 5
@@ -244,12 +253,15 @@ def test_proxy_batch_passes_over_blank_tiles(built):
     for s in batch['data_samples']:
         assert float((s.gt_sem_seg.data != 255).float().mean()) >= 0.5
     strict = ProxyScorer(template, data, names=['params'], batch_size=2, min_labelled=1.01)
-    with pytest.raises(ValueError, match=r'only 0 of 4 drawn training tiles have >= 101% '
-                                         r'labelled pixels; expected 2'):
+    with pytest.raises(
+            ValueError,
+            match=r'only 0 of 4 drawn training tiles have >= 101% '
+            r'labelled pixels; expected 2'):
         strict.batch
-    assert np.isfinite(scorer('ga=conv3x3,conv3x3,conv3x3,conv3x3;gb=se,se,se,se;'
-                              'st=conv3x3,conv3x3,conv3x3,conv3x3;h0=01+02+13/01+12;'
-                              'h1=02+03+23/01+02;hm=concat_head')['values']['params'])
+    assert np.isfinite(
+        scorer('ga=conv3x3,conv3x3,conv3x3,conv3x3;gb=se,se,se,se;'
+               'st=conv3x3,conv3x3,conv3x3,conv3x3;h0=01+02+13/01+12;'
+               'h1=02+03+23/01+02;hm=concat_head')['values']['params'])
 
 
 def test_scores_of_other_proxy_settings_are_computed_again(built, tmp_path):
@@ -274,11 +286,11 @@ def test_scores_of_other_proxy_settings_are_computed_again(built, tmp_path):
     assert sorted(e['proxies']['snip'] for e in new) == [1.0, 2.0, 3.0]
     assert all(e['params'] == 1.0 and 'nwot' not in e['proxies'] for e in new)
     # the same settings again: nothing is scored, the cache answers
-    export_benchmark(records, copy, meta, scorer, ProxyCache(tmp_path / 'proxies.jsonl'),
-                     progress=False)
+    export_benchmark(
+        records, copy, meta, scorer, ProxyCache(tmp_path / 'proxies.jsonl'), progress=False)
     assert len(calls) == 3
     # other settings and no scorer (a stopped build): the entries carry no proxies
     meta3 = dict(meta, proxies=dict(meta['proxies'], seed=5))
-    bare = export_benchmark(records, copy, meta3, None, ProxyCache(tmp_path / 'proxies.jsonl'),
-                            progress=False)
+    bare = export_benchmark(
+        records, copy, meta3, None, ProxyCache(tmp_path / 'proxies.jsonl'), progress=False)
     assert len(bare) == 3 and all('proxies' not in e and 'params' not in e for e in bare)

@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from seg101_mm.benchmark import Benchmark
-from seg101_mm.benchmark import study
+from seg101_mm.benchmark import Benchmark, study
 from seg101_mm.benchmark.report import write_study
 from seg101_mm.space import sample
 
@@ -25,12 +24,19 @@ def made_up(n=30, seed=0):
         seen.add(g.key)
         miou = float(rng.uniform(50, 70))
         entries[g.key] = dict(
-            genotype=str(g), id=len(entries), val={'mIoU': miou, 'IoU.road': miou - 40},
+            genotype=str(g),
+            id=len(entries),
+            val={
+                'mIoU': miou,
+                'IoU.road': miou - 40
+            },
             test={'mIoU': miou + rng.normal(0, 0.1)},
-            curve=[dict(iter=10, mIoU=miou - 5), dict(iter=20, mIoU=miou)],
-            params=float(rng.uniform(5e6, 9e6)), flops=float(rng.uniform(1e9, 3e9)),
-            proxies=dict(good=miou + float(rng.normal(0, 0.01)), noise=float(rng.normal()),
-                         bad=-miou))
+            curve=[dict(iter=10, mIoU=miou - 5),
+                   dict(iter=20, mIoU=miou)],
+            params=float(rng.uniform(5e6, 9e6)),
+            flops=float(rng.uniform(1e9, 3e9)),
+            proxies=dict(
+                good=miou + float(rng.normal(0, 0.01)), noise=float(rng.normal()), bad=-miou))
     return Benchmark(entries, meta=dict(protocol=dict(max_iters=20, val_interval=10)))
 
 
@@ -56,8 +62,8 @@ def test_early_vs_final_and_val_vs_test():
 
 
 def test_simulation_proxy_ranking_finds_the_top_first():
-    sim = study.simulate_search(made_up(n=20), seeds=3, num_init=4, top_k=4, proxy='good',
-                                epochs=20)
+    sim = study.simulate_search(
+        made_up(n=20), seeds=3, num_init=4, top_k=4, proxy='good', epochs=20)
     ranking = sim['methods']['proxy ranking (good)']
     assert sim['n_top'] == 1 and ranking['trainings_to_top_median'] == 1.0
     assert ranking['reached_top'] == 1.0
@@ -73,10 +79,10 @@ def test_simulation_proxy_ranking_finds_the_top_first():
 
 
 def test_predictor_study_rows():
-    rows = study.predictor_study(made_up(n=30), sizes=(10, None), repeats=2,
-                                 features=['good'], epochs=20)
+    rows = study.predictor_study(
+        made_up(n=30), sizes=(10, None), repeats=2, features=['good'], epochs=20)
     assert [(r['train_size'], r['features']) for r in rows] == [(10, False), (10, True),
-                                                               (24, False), (24, True)]
+                                                                (24, False), (24, True)]
     assert all(r['held_out'] == 6 and r['repeats'] == 2 for r in rows)
     # with the planted proxy as an input the predictor ranks the held-out entries well
     assert rows[-1]['spearman_mean'] > 0.8
@@ -86,8 +92,15 @@ def test_report_is_written_from_the_file(tmp_path):
     path = tmp_path / 'bench.json'
     made_up(n=24).save(path)
     out = tmp_path / 'docs' / 'study.md'
-    res = write_study(path, out, tmp_path / 'docs' / 'figures', num_bootstrap=50,
-                      sim_seeds=2, sim_epochs=10, predictor_repeats=1, predictor_epochs=10)
+    res = write_study(
+        path,
+        out,
+        tmp_path / 'docs' / 'figures',
+        num_bootstrap=50,
+        sim_seeds=2,
+        sim_epochs=10,
+        predictor_repeats=1,
+        predictor_epochs=10)
     text = out.read_text()
     assert '**24 trained architectures**' in text
     good = next(r for r in res['correlations'] if r['name'] == 'good')

@@ -53,13 +53,13 @@ def _configs():
 
 TRAINING_CONFIGS, SEARCH_CONFIGS = _configs()
 #: Search configs that export a best architecture (a benchmark build exports none).
-EXPORTING_CONFIGS = [c for c in SEARCH_CONFIGS
-                     if Config.fromfile(REPO / c).train_cfg.get('export') is not None]
+EXPORTING_CONFIGS = [
+    c for c in SEARCH_CONFIGS if Config.fromfile(REPO / c).train_cfg.get('export') is not None
+]
 
 
 def _load_train_tool():
-    spec = importlib.util.spec_from_file_location('seg101_train_tool',
-                                                  REPO / 'tools' / 'train.py')
+    spec = importlib.util.spec_from_file_location('seg101_train_tool', REPO / 'tools' / 'train.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -93,9 +93,11 @@ def cpu_test_options(cfg, data_root, run_name) -> list:
     a second run under the same name would write its scalars into the first run's folder.
     """
     crop = f'({CROP},{CROP})'
-    opts = [f'visualizer.name={run_name}', f'model.data_preprocessor.size={crop}', f'train_cfg.max_iters={ITERS}',
-            f'train_cfg.val_interval={ITERS}', 'default_hooks.checkpoint=None',
-            'default_hooks.logger.interval=1', 'randomness.seed=0']
+    opts = [
+        f'visualizer.name={run_name}', f'model.data_preprocessor.size={crop}',
+        f'train_cfg.max_iters={ITERS}', f'train_cfg.val_interval={ITERS}',
+        'default_hooks.checkpoint=None', 'default_hooks.logger.interval=1', 'randomness.seed=0'
+    ]
     if cfg.model.get('pretrained'):
         opts.append('model.pretrained=None')
     if (cfg.model.get('backbone') or {}).get('init_cfg'):
@@ -103,8 +105,10 @@ def cpu_test_options(cfg, data_root, run_name) -> list:
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         if not cfg.get(loader):
             continue
-        opts += [f'{loader}.dataset.data_root={data_root}', f'{loader}.num_workers=0',
-                 f'{loader}.persistent_workers=False']
+        opts += [
+            f'{loader}.dataset.data_root={data_root}', f'{loader}.num_workers=0',
+            f'{loader}.persistent_workers=False'
+        ]
     opts.append('train_dataloader.batch_size=2')
     train = cfg.train_dataloader.dataset.pipeline
     i = _index(train, 'RandomCrop')
@@ -139,8 +143,10 @@ def test_the_glob_finds_every_kind_of_config():
     dirs = {Path(p).parent.name for p in TRAINING_CONFIGS}
     assert {'seg101', 'deeplabv3plus', 'pspnet', 'candidates', 'full'} <= dirs
     assert SEARCH_CONFIGS, 'no search config found under configs/search'
-    assert 'candidates' in {Path(p).parent.name for p in TRAINING_CONFIGS
-                            if Path(p).parts[1] == 'benchmark'}
+    assert 'candidates' in {
+        Path(p).parent.name
+        for p in TRAINING_CONFIGS if Path(p).parts[1] == 'benchmark'
+    }
     # a search config without an export is a benchmark build, which writes its file instead
     for c in set(SEARCH_CONFIGS) - set(EXPORTING_CONFIGS):
         hooks = Config.fromfile(REPO / c).get('custom_hooks') or []
@@ -173,8 +179,7 @@ def test_config_trains_two_iterations_and_validates(config, tiny_data, train_too
 
 
 @pytest.mark.parametrize('search_config', EXPORTING_CONFIGS)
-def test_exported_best_architecture_config_trains(search_config, tiny_data, train_tool,
-                                                  tmp_path):
+def test_exported_best_architecture_config_trains(search_config, tiny_data, train_tool, tmp_path):
     from seg101_mm.search.reports import export_best
     from seg101_mm.space import sample
 
@@ -183,8 +188,13 @@ def test_exported_best_architecture_config_trains(search_config, tiny_data, trai
     if not Path(export['template']).is_absolute():
         export['template'] = str(REPO / export['template'])
     genotype = sample(3)
-    record = dict(id=0, status='done', score=50.0, genotype=str(genotype), key=genotype.key,
-                  metrics=dict(mIoU=50.0))
+    record = dict(
+        id=0,
+        status='done',
+        score=50.0,
+        genotype=str(genotype),
+        key=genotype.key,
+        metrics=dict(mIoU=50.0))
     path = export_best([record], tmp_path, export, data_root=str(tiny_data))
     assert path is not None and path.is_file()
     rows = _train_and_read_scalars(train_tool, path, tiny_data, tmp_path / 'work')

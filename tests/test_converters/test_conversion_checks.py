@@ -1,4 +1,5 @@
-"""Converter rules on small hand-made sources: pairing, checks, skip/overwrite, no-data, padding."""
+"""Converter rules on small hand-made sources: pairing, checks, skip/overwrite, no-data and
+padding."""
 import os
 import sys
 
@@ -6,11 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
+from seg101_mm.datasets.conversion import (ConversionError, TileJob, convert_pair, pair_files,
+                                           read_image, read_mask)
+
 sys.path.insert(0, os.path.dirname(__file__))
 from converter_cli import load_converter  # noqa: E402
-
-from seg101_mm.datasets.conversion import (ConversionError, TileJob, convert_pair,  # noqa: E402
-                                           pair_files, read_image, read_mask)
 
 mass = load_converter('mass_roads')
 whu = load_converter('whu_building')
@@ -34,8 +35,10 @@ def _mass_source(root, size=96, splits=('train', 'valid', 'test'), n=1, seed=0):
 
 
 def _run_mass(src, out, *extra):
-    return mass.convert(mass.parse_args([str(src), '-o', str(out), '--tile-size', '32',
-                                         '--grid', '4', '4', *extra]))
+    return mass.convert(
+        mass.parse_args(
+            [str(src), '-o',
+             str(out), '--tile-size', '32', '--grid', '4', '4', *extra]))
 
 
 def test_mass_tiles_cover_the_image_and_masks_become_0_1(tmp_path):
@@ -159,12 +162,15 @@ def test_whu_pads_small_tiles_and_cuts_large_ones(tmp_path):
     large = rng.integers(1, 255, size=(40, 32, 3), dtype=np.uint8)
     for split in ('train', 'val', 'test'):
         _write(tmp_path / 'src' / split / 'image' / 'small.tif', small)
-        _write(tmp_path / 'src' / split / 'label' / 'small.tif',
-               np.full((20, 27, 3), 255, np.uint8))  # RGB label, all building
+        _write(tmp_path / 'src' / split / 'label' / 'small.tif', np.full(
+            (20, 27, 3), 255, np.uint8))  # RGB label, all building
         _write(tmp_path / 'src' / split / 'image' / 'large.tif', large)
         _write(tmp_path / 'src' / split / 'label' / 'large.tif', np.zeros((40, 32), np.uint8))
-    reports = whu.convert(whu.parse_args([str(tmp_path / 'src'), '-o', str(tmp_path / 'out'),
-                                          '--tile-size', '32', '--splits', 'test']))
+    reports = whu.convert(
+        whu.parse_args([
+            str(tmp_path / 'src'), '-o',
+            str(tmp_path / 'out'), '--tile-size', '32', '--splits', 'test'
+        ]))
     assert list(reports) == ['test'] and reports['test'].padded == 1
     names = sorted(p.name for p in (tmp_path / 'out/img_dir/test').iterdir())
     assert names == ['large_0000_0000.png', 'large_0008_0000.png', 'small.png']

@@ -10,7 +10,7 @@ from mmengine.registry import init_default_scope
 sys.path.insert(0, os.path.dirname(__file__))
 from converter_cli import load_converter  # noqa: E402
 
-from seg101_mm.datasets.conversion import read_image  # noqa: E402
+from seg101_mm.datasets.conversion import ConversionError, read_image  # noqa: E402
 from seg101_mm.datasets.tiling import tile_grid  # noqa: E402
 
 mass = load_converter('mass_roads')
@@ -31,9 +31,12 @@ NODATA_THRESHOLD = 0.5
 def mass_out(shared_data, tmp_path_factory):
     """All splits converted once; no-data tiles (>= 50 % pure white) dropped in train only."""
     out = tmp_path_factory.mktemp('mass_roads')
-    reports = mass.convert(mass.parse_args([
-        str(shared_data / 'mass_roads'), '-o', str(out), '--nproc', '2', '--nodata-threshold',
-        str(NODATA_THRESHOLD)]))
+    reports = mass.convert(
+        mass.parse_args([
+            str(shared_data / 'mass_roads'), '-o',
+            str(out), '--nproc', '2', '--nodata-threshold',
+            str(NODATA_THRESHOLD)
+        ]))
     return out, reports
 
 
@@ -87,20 +90,24 @@ def test_mass_roads_tiles_stitch_back_to_the_source(mass_out, shared_data):
 
 
 def test_mass_roads_keep_nodata_labels_keeps_the_source_labels(shared_data, tmp_path, capsys):
-    reports = mass.convert(mass.parse_args([
-        str(shared_data / 'mass_roads'), '-o', str(tmp_path), '--splits', 'test',
-        '--keep-nodata-labels']))
+    reports = mass.convert(
+        mass.parse_args([
+            str(shared_data / 'mass_roads'), '-o',
+            str(tmp_path), '--splits', 'test', '--keep-nodata-labels'
+        ]))
     stem = '17278960_15'
     src_img = read_image(shared_data / 'mass_roads/test/sat' / f'{stem}.png')
     src_mask = _read_mask(shared_data / 'mass_roads/test/map' / f'{stem}.png')
     mask = np.full_like(src_mask, 9)
     for y, x in tile_grid(1500, 1500, 512, (4, 4)):
-        mask[y:y + 512, x:x + 512] = _read_mask(
-            tmp_path / 'ann_dir/test' / f'{stem}_{y:04d}_{x:04d}.png')
+        mask[y:y + 512,
+             x:x + 512] = _read_mask(tmp_path / 'ann_dir/test' / f'{stem}_{y:04d}_{x:04d}.png')
     np.testing.assert_array_equal(mask, src_mask // 255)
     # the report's no-data share is the share of pure-white pixels of the five source images
-    white = [np.all(read_image(p) == 255, axis=2)
-             for p in sorted((shared_data / 'mass_roads/test/sat').iterdir())]
+    white = [
+        np.all(read_image(p) == 255, axis=2)
+        for p in sorted((shared_data / 'mass_roads/test/sat').iterdir())
+    ]
     expected = sum(int(w.sum()) for w in white) / sum(w.size for w in white)
     assert reports['test'].nodata_fraction == pytest.approx(expected)
     assert 0.2 < expected < 0.9  # PROVENANCE.md: 23-87 % per tile
@@ -113,8 +120,9 @@ def test_mass_roads_rerun_with_other_nodata_rule_refuses(shared_data, tmp_path):
     args = [str(shared_data / 'mass_roads'), '-o', str(tmp_path), '--splits', 'val']
     mass.convert(mass.parse_args(args))
     before = sorted(p.stat().st_mtime_ns for p in (tmp_path / 'ann_dir/val').iterdir())
-    with pytest.raises(mass.ConversionError, match=r"nodata_labels: 'ignore' -> 'keep'.*"
-                       r"--overwrite"):
+    with pytest.raises(
+            ConversionError, match=r"nodata_labels: 'ignore' -> 'keep'.*"
+            r"--overwrite"):
         mass.convert(mass.parse_args(args + ['--keep-nodata-labels']))
     after = sorted(p.stat().st_mtime_ns for p in (tmp_path / 'ann_dir/val').iterdir())
     assert before == after  # nothing rewritten
@@ -124,22 +132,32 @@ def test_mass_roads_rerun_with_other_nodata_rule_refuses(shared_data, tmp_path):
 
 def test_mass_roads_rerun_skips_everything(mass_out, shared_data):
     out, _ = mass_out
-    reports = mass.convert(mass.parse_args(
-        [str(shared_data / 'mass_roads'), '-o', str(out), '--splits', 'val', 'test']))
-    assert {s: (r.written, r.skipped) for s, r in reports.items()} == {
-        'val': (0, 80), 'test': (0, 80)}
+    reports = mass.convert(
+        mass.parse_args(
+            [str(shared_data / 'mass_roads'), '-o',
+             str(out), '--splits', 'val', 'test']))
+    assert {
+        s: (r.written, r.skipped)
+        for s, r in reports.items()
+    } == {
+        'val': (0, 80),
+        'test': (0, 80)
+    }
 
 
 def test_mass_roads_nodata_dropping_matches_a_direct_count(mass_out, shared_data, tmp_path,
-                                                          capsys):
+                                                           capsys):
     out, _ = mass_out
     # count from the tiles kept in val (no dropping there), then drop in val for real
     expected = sum(
         _white_share(p) >= NODATA_THRESHOLD for p in (out / 'img_dir' / 'val').iterdir())
     assert 0 < expected < 80  # the sample has no-data areas, but not everywhere
-    reports = mass.convert(mass.parse_args([
-        str(shared_data / 'mass_roads'), '-o', str(tmp_path), '--splits', 'val',
-        '--drop-splits', 'val', '--nodata-threshold', str(NODATA_THRESHOLD)]))
+    reports = mass.convert(
+        mass.parse_args([
+            str(shared_data / 'mass_roads'), '-o',
+            str(tmp_path), '--splits', 'val', '--drop-splits', 'val', '--nodata-threshold',
+            str(NODATA_THRESHOLD)
+        ]))
     r = reports['val']
     assert (r.dropped, r.written) == (expected, 80 - expected)
     assert len(list((tmp_path / 'img_dir/val').iterdir())) == 80 - expected
@@ -147,9 +165,11 @@ def test_mass_roads_nodata_dropping_matches_a_direct_count(mass_out, shared_data
 
 
 def test_whu_layout_ignore_nodata_marks_blank_areas(shared_data, tmp_path, capsys):
-    reports = whu.convert(whu.parse_args([
-        str(shared_data / 'spacenet_rio_whu_layout'), '-o', str(tmp_path), '--splits', 'train',
-        '--ignore-nodata']))
+    reports = whu.convert(
+        whu.parse_args([
+            str(shared_data / 'spacenet_rio_whu_layout'), '-o',
+            str(tmp_path), '--splits', 'train', '--ignore-nodata'
+        ]))
     blank_images = 0
     for src in sorted((shared_data / 'spacenet_rio_whu_layout/train/image').iterdir()):
         src_img = read_image(src)
@@ -171,8 +191,9 @@ def test_whu_nodata_color_is_checked():
 
 
 def test_whu_layout_sample_padded_to_512_with_ignore(shared_data, tmp_path):
-    reports = whu.convert(whu.parse_args(
-        [str(shared_data / 'spacenet_rio_whu_layout'), '-o', str(tmp_path)]))
+    reports = whu.convert(
+        whu.parse_args([str(shared_data / 'spacenet_rio_whu_layout'), '-o',
+                        str(tmp_path)]))
     empty = 0
     for split, n in WHU_IMAGES.items():
         assert (reports[split].written, reports[split].padded) == (n, n)
@@ -194,8 +215,9 @@ def test_whu_layout_sample_padded_to_512_with_ignore(shared_data, tmp_path):
 
 
 def test_converted_real_tiles_load_as_datasets(mass_out):
-    import seg101_mm  # noqa: F401
     from mmseg.registry import DATASETS
+
+    import seg101_mm  # noqa: F401
     init_default_scope('mmseg')
     out, _ = mass_out
     ds = DATASETS.build(
@@ -203,7 +225,8 @@ def test_converted_real_tiles_load_as_datasets(mass_out):
             type='MassachusettsRoadsDataset',
             data_root=str(out),
             data_prefix=dict(img_path='img_dir/test', seg_map_path='ann_dir/test'),
-            pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]))
+            pipeline=[dict(type='LoadImageFromFile'),
+                      dict(type='LoadAnnotations')]))
     assert len(ds) == 80
     sample = ds[5]
     assert sample['img'].shape == (512, 512, 3)

@@ -12,9 +12,11 @@ SETTINGS = dict(tile_size=512, grid=[4, 4], nodata_labels='ignore')
 def test_changed_setting_is_named(tmp_path):
     record_settings(tmp_path, 'train', SETTINGS)
     check_settings(tmp_path, 'train', dict(SETTINGS), overwrite=False)
-    with pytest.raises(ConversionError, match=r"the train tiles in .* were converted with other "
-                       r"settings \(nodata_labels: 'ignore' -> 'keep'\); rerun with "
-                       r"--overwrite"):
+    with pytest.raises(
+            ConversionError,
+            match=r"the train tiles in .* were converted with other "
+            r"settings \(nodata_labels: 'ignore' -> 'keep'\); rerun with "
+            r"--overwrite"):
         check_settings(tmp_path, 'train', dict(SETTINGS, nodata_labels='keep'), overwrite=False)
     check_settings(tmp_path, 'train', dict(SETTINGS, nodata_labels='keep'), overwrite=True)
     # another split is not compared
@@ -22,10 +24,10 @@ def test_changed_setting_is_named(tmp_path):
 
 
 def test_older_record_with_an_empty_extra_setting(tmp_path):
-    (tmp_path / 'conversion.json').write_text(json.dumps(
-        {'train': dict(SETTINGS, nodata_threshold=None)}))
+    (tmp_path / 'conversion.json').write_text(
+        json.dumps({'train': dict(SETTINGS, nodata_threshold=None)}))
     check_settings(tmp_path, 'train', dict(SETTINGS), overwrite=False)
-    (tmp_path / 'conversion.json').write_text(json.dumps(
-        {'train': dict(SETTINGS, nodata_threshold=0.5)}))
+    (tmp_path / 'conversion.json').write_text(
+        json.dumps({'train': dict(SETTINGS, nodata_threshold=0.5)}))
     with pytest.raises(ConversionError, match=r'nodata_threshold: 0.5 -> None'):
         check_settings(tmp_path, 'train', dict(SETTINGS), overwrite=False)

@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
 
 import seg101_mm  # noqa: F401
-from mmseg.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_CONFIGS = sorted(
@@ -34,8 +34,8 @@ def test_config_recipe(path):
     cfg = Config.fromfile(REPO / path)
     key = _dataset_key(path)
     target = 'road' if key == 'mass-roads' else 'building'
-    assert cfg.train_dataloader.dataset.type == ('MassachusettsRoadsDataset' if key ==
-                                                 'mass-roads' else 'WHUBuildingDataset')
+    assert cfg.train_dataloader.dataset.type == ('MassachusettsRoadsDataset'
+                                                 if key == 'mass-roads' else 'WHUBuildingDataset')
     assert cfg.test_dataloader.dataset.data_prefix.img_path == 'img_dir/test'
     assert cfg.test_evaluator.type == 'SegPaperMetric'
     assert cfg.test_evaluator.target_class == target
@@ -44,8 +44,8 @@ def test_config_recipe(path):
         assert cfg.model.auxiliary_head.num_classes == 2
     opt = cfg.optim_wrapper
     if 'cpu-2k' in path:  # the CPU protocol
-        assert (opt.optimizer.type, opt.optimizer.lr,
-                opt.optimizer.weight_decay) == ('AdamW', 1e-3, 0.01)
+        assert (opt.optimizer.type, opt.optimizer.lr, opt.optimizer.weight_decay) == ('AdamW',
+                                                                                      1e-3, 0.01)
     else:  # the paper's recipe
         assert (opt.optimizer.type, opt.optimizer.lr, opt.optimizer.momentum,
                 opt.optimizer.weight_decay) == ('SGD', 0.01, 0.9, 1e-4)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+from mmseg.registry import DATASETS, TRANSFORMS
 
 import seg101_mm  # noqa: F401
-from mmseg.registry import DATASETS, TRANSFORMS
 from seg101_mm.datasets import make_synthetic_dataset
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,8 +15,8 @@ def _read_split(root, split):
 
 @pytest.mark.parametrize('kind', ['roads', 'buildings'])
 def test_layout_values_and_counts(tmp_path, kind):
-    root = make_synthetic_dataset(tmp_path / kind, kind=kind, num_train=5, num_val=2,
-                                  num_test=3, size=48, seed=3)
+    root = make_synthetic_dataset(
+        tmp_path / kind, kind=kind, num_train=5, num_val=2, num_test=3, size=48, seed=3)
     assert root == tmp_path / kind
     for split, n in (('train', 5), ('val', 2), ('test', 3)):
         names, imgs, masks = _read_split(root, split)
@@ -36,8 +36,8 @@ def test_same_seed_same_files_other_seed_differs(tmp_path):
     for sub in ('img_dir/train', 'ann_dir/train', 'img_dir/test'):
         for p in (a / sub).iterdir():
             assert (a / sub / p.name).read_bytes() == (b / sub / p.name).read_bytes()
-    assert ((a / 'ann_dir/train' / 'roads_train_0000.png').read_bytes() !=
-            (c / 'ann_dir/train' / 'roads_train_0000.png').read_bytes())
+    assert ((a / 'ann_dir/train' / 'roads_train_0000.png').read_bytes()
+            != (c / 'ann_dir/train' / 'roads_train_0000.png').read_bytes())
 
 
 def test_val_and_test_do_not_depend_on_num_train(tmp_path):

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 import torch
+from mmseg.evaluation import IoUMetric
+from mmseg.registry import METRICS
 from PIL import Image
 
 import seg101_mm  # noqa: F401
-from mmseg.evaluation import IoUMetric
-from mmseg.registry import METRICS
 from seg101_mm.evaluation import SegPaperMetric, confusion_matrix, metrics_from_confusion
 
 CLASSES = ('background', 'road')
@@ -81,8 +81,10 @@ def test_agrees_with_mmseg_iou_metric(seed):
     assert ours['PA'] == pytest.approx(theirs['aAcc'], abs=0.006)
     assert ours['MPA'] == pytest.approx(theirs['mAcc'], abs=0.006)
     # per class: mmseg computes them but only prints them; use its static helpers
-    areas = [IoUMetric.intersect_and_union(torch.as_tensor(p), torch.as_tensor(g), 2, 255)
-             for p, g in zip(preds, gts)]
+    areas = [
+        IoUMetric.intersect_and_union(torch.as_tensor(p), torch.as_tensor(g), 2, 255)
+        for p, g in zip(preds, gts)
+    ]
     totals = [sum(a[i] for a in areas) for i in range(4)]
     per_class = IoUMetric.total_area_to_metrics(*totals, metrics=['mIoU', 'mFscore'])
     assert ours['IoU.background'] == pytest.approx(100 * per_class['IoU'][0])

@@ -28,15 +28,18 @@ def test_mask_colours():
 
 
 def test_grid_from_prediction_folders(tmp_path, capsys):
-    root = make_synthetic_dataset(tmp_path / 'd', kind='buildings', num_train=0, num_val=0,
-                                  num_test=5, size=32)
+    root = make_synthetic_dataset(
+        tmp_path / 'd', kind='buildings', num_train=0, num_val=0, num_test=5, size=32)
     pred_dir = tmp_path / 'pred'
     pred_dir.mkdir()
     for p in (root / 'ann_dir/test').iterdir():
         Image.fromarray(np.zeros((32, 32), np.uint8)).save(pred_dir / p.name)
-    out = vis.main([str(root), '--pred-dir', 'all-background', str(pred_dir),
-                    '--pred-dir', 'again', str(pred_dir), '--num', '3', '--errors',
-                    '--out', str(tmp_path / 'fig.png')])
+    out = vis.main([
+        str(root), '--pred-dir', 'all-background',
+        str(pred_dir), '--pred-dir', 'again',
+        str(pred_dir), '--num', '3', '--errors', '--out',
+        str(tmp_path / 'fig.png')
+    ])
     assert out == tmp_path / 'fig.png'
     w, h = Image.open(out).size
     assert (w, h) == (round(2.2 * 4 * 100), round(2.2 * 3 * 100))  # 4 columns, 3 rows

@@ -25,8 +25,7 @@ def backbone_feats():
     model = build_seg101(sample(0))
     with torch.no_grad():
         feats = model.backbone(torch.randn(2, 3, 128, 128))
-    assert [f.shape[1:] for f in feats] == [(32, 32, 32), (64, 16, 16), (160, 8, 8),
-                                            (384, 4, 4)]
+    assert [f.shape[1:] for f in feats] == [(32, 32, 32), (64, 16, 16), (160, 8, 8), (384, 4, 4)]
     assert tuple(f.shape[1] for f in feats) == CHANNELS
     return feats
 
@@ -144,8 +143,8 @@ def test_same_key_gives_the_same_function(seed, backbone_feats):
     perms = [(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)]
     g_a = sample(seed)
     head_swap = True
-    g_b = _variant(g_a, head_swap, [rng.choice(perms[1:]), rng.choice(perms[1:])],
-                   [rng.random() < 0.5, True])
+    g_b = _variant(g_a, head_swap,
+                   [rng.choice(perms[1:]), rng.choice(perms[1:])], [rng.random() < 0.5, True])
     assert g_b != g_a and g_b.key == g_a.key
     torch.manual_seed(seed)
     neck = SEG101EnhanceNeck(str(g_a), CHANNELS).eval()
@@ -182,14 +181,14 @@ def test_base_config_builds_the_same_model_as_the_builder(repo_root):
     # the builder's config is the base config's, key for key (tuples and lists alike)
     assert json.loads(json.dumps(seg101_model_cfg(cfg.genotype))) == \
         json.loads(json.dumps(cfg.model.to_dict()))
-    assert seg101_model_cfg(cfg.genotype, crop_size=(64, 64))['data_preprocessor'][
-        'size'] == (64, 64)
+    assert seg101_model_cfg(
+        cfg.genotype, crop_size=(64, 64))['data_preprocessor']['size'] == (64, 64)
 
 
 def test_invalid_genotype_in_a_config_is_reported():
     with pytest.raises(ValueError, match="'st'.*'dil7_conv3x3'"):
-        build_seg101(str(sample(0)).replace('st=', 'st=dil7_conv3x3,').replace(
-            'conv3x3;h0', 'x;h0'))
+        build_seg101(
+            str(sample(0)).replace('st=', 'st=dil7_conv3x3,').replace('conv3x3;h0', 'x;h0'))
 
 
 def test_imagenet_weights_load_from_a_local_checkpoint(tmp_path):
@@ -216,8 +215,15 @@ def test_mmengine_checkpoint_with_history_buffer_loads_on_new_torch(tmp_path):
     path = tmp_path / 'iter_10.pth'
     buffer = HistoryBuffer()
     buffer.update(0.5)
-    torch.save({'state_dict': model.state_dict(),
-                'message_hub': {'log_scalars': {'train/loss': buffer}}}, path)
+    torch.save(
+        {
+            'state_dict': model.state_dict(),
+            'message_hub': {
+                'log_scalars': {
+                    'train/loss': buffer
+                }
+            }
+        }, path)
     other = build_seg101(sample(4))
     ckpt = load_checkpoint(other, str(path), map_location='cpu')
     assert isinstance(ckpt['message_hub']['log_scalars']['train/loss'], HistoryBuffer)

@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from toy_models import ToySegmentor
 
 import seg101_mm  # noqa: F401
 from seg101_mm.proxies import compute_proxies, random_batch
 from seg101_mm.proxies.jacob_cov import jacob_cov_score
-
-from toy_models import ToySegmentor
 
 N, C, K, H, W = 4, 3, 2, 5, 6
 
@@ -40,7 +39,7 @@ def closed_forms(x, onehot, wt, chunk):
         e = (a - ys) / len(xs)
         g += np.einsum('nkp,ncp->kc', e, xs)
         d = (a * e).sum(-1)  # N, K
-        fisher += 0.5 * (d ** 2).mean(0)
+        fisher += 0.5 * (d**2).mean(0)
     hg = np.zeros_like(wt)
     for sl in parts:
         xs = x[sl]
@@ -51,8 +50,8 @@ def closed_forms(x, onehot, wt, chunk):
 @pytest.mark.parametrize('chunk', [None, 2])
 def test_gradient_proxies_match_closed_forms(linear_case, chunk):
     model, batch, x, onehot, wt = linear_case
-    got = compute_proxies(model, batch, ['grad_norm', 'snip', 'plain', 'grasp', 'fisher'],
-                          chunk_size=chunk)
+    got = compute_proxies(
+        model, batch, ['grad_norm', 'snip', 'plain', 'grasp', 'fisher'], chunk_size=chunk)
     g, hg, fisher = closed_forms(x, onehot, wt, chunk or N)
     assert got['grad_norm'] == pytest.approx(np.linalg.norm(g), rel=1e-5)
     assert got['snip'] == pytest.approx(np.abs(wt * g).sum(), rel=1e-5)
@@ -74,8 +73,7 @@ def test_jacob_cov_closed_form(linear_case):
     # every image has the same Jacobian row, so C is all ones: eigenvalues N, 0, ..., 0
     k = 1e-5
     want = -(math.log(N + k) + 1 / (N + k)) - (N - 1) * (math.log(k) + 1 / k)
-    assert compute_proxies(model, batch, 'jacob_cov')['jacob_cov'] == pytest.approx(want,
-                                                                                     rel=1e-6)
+    assert compute_proxies(model, batch, 'jacob_cov')['jacob_cov'] == pytest.approx(want, rel=1e-6)
 
 
 def test_jacob_cov_score_matches_numpy_eigh():

@@ -4,13 +4,12 @@ import copy
 
 import pytest
 import torch
+from toy_models import ToySegmentor, tiny_encoder_decoder
 
 import seg101_mm  # noqa: F401
-from seg101_mm.proxies import (PROXIES, BaseProxy, ProxyEngine, available_proxies,
-                               compute_proxies, random_batch)
+from seg101_mm.proxies import (PROXIES, BaseProxy, ProxyEngine, available_proxies, compute_proxies,
+                               random_batch)
 from seg101_mm.proxies.reference import REFERENCES, reference_proxies
-
-from toy_models import ToySegmentor, tiny_encoder_decoder
 
 ALL_WITH_REFERENCE = sorted(REFERENCES)
 
@@ -58,30 +57,52 @@ def test_deterministic_for_a_seed_and_independent_of_other_proxies(tiny):
     assert compute_proxies(model, batch, ['snip'], seed=8)['snip'] != first['snip']
     # asking for a proxy alone gives the value it has in company
     for name in ('grasp', 'nwot'):
-        assert compute_proxies(model, batch, [name], seed=7)[name] == pytest.approx(
-            first[name], rel=1e-6), name
+        assert compute_proxies(
+            model, batch, [name], seed=7)[name] == pytest.approx(
+                first[name], rel=1e-6), name
 
 
 def _snapshot(model):
     return dict(
-        state={k: v.clone() for k, v in model.state_dict(keep_vars=False).items()},
-        dtypes={k: v.dtype for k, v in model.state_dict().items()},
-        requires_grad={n: p.requires_grad for n, p in model.named_parameters()},
-        grads={n: None if p.grad is None else p.grad.clone()
-               for n, p in model.named_parameters()},
-        modes={n: m.training for n, m in model.named_modules()},
-        hooks={n: (len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks))
-               for n, m in model.named_modules()},
-        forward_attr={n: 'forward' in vars(m) for n, m in model.named_modules()},
-        ids={n: id(p) for n, p in model.named_parameters()})
+        state={
+            k: v.clone()
+            for k, v in model.state_dict(keep_vars=False).items()
+        },
+        dtypes={
+            k: v.dtype
+            for k, v in model.state_dict().items()
+        },
+        requires_grad={
+            n: p.requires_grad
+            for n, p in model.named_parameters()
+        },
+        grads={
+            n: None if p.grad is None else p.grad.clone()
+            for n, p in model.named_parameters()
+        },
+        modes={
+            n: m.training
+            for n, m in model.named_modules()
+        },
+        hooks={
+            n: (len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks))
+            for n, m in model.named_modules()
+        },
+        forward_attr={
+            n: 'forward' in vars(m)
+            for n, m in model.named_modules()
+        },
+        ids={
+            n: id(p)
+            for n, p in model.named_parameters()
+        })
 
 
 def test_model_comes_back_exactly(tiny):
     model, batch = tiny
     model.eval()
     model.backbone.stem[0].weight.requires_grad_(False)  # a frozen conv
-    model.decode_head.conv_seg.weight.grad = torch.full_like(model.decode_head.conv_seg.weight,
-                                                             3.)
+    model.decode_head.conv_seg.weight.grad = torch.full_like(model.decode_head.conv_seg.weight, 3.)
     user_hook = model.backbone.register_forward_hook(lambda *a: None)
     before = _snapshot(model)
     rng_before = torch.get_rng_state()
@@ -193,8 +214,7 @@ def test_unavailable_proxies_are_nan_with_a_reason():
     torch.manual_seed(0)
     model = ToySegmentor(torch.nn.Conv2d(3, 2, 1, bias=False))  # no ReLU
     engine = ProxyEngine()
-    got = engine.compute(model, random_batch(1, 8, seed=0), ['snip', 'nwot', 'zico'],
-                         errors='nan')
+    got = engine.compute(model, random_batch(1, 8, seed=0), ['snip', 'nwot', 'zico'], errors='nan')
     assert got['snip'] > 0
     assert got['nwot'] != got['nwot'] and got['zico'] != got['zico']
     assert 'no nn.ReLU' in engine.last_reasons['nwot']

@@ -19,13 +19,13 @@ def mmseg_model(config_name, **head_overrides):
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
-    path = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs', '_base_', 'models',
-                        config_name)
+    path = os.path.join(
+        os.path.dirname(mmseg.__file__), '.mim', 'configs', '_base_', 'models', config_name)
     cfg = Config.fromfile(path).model
     cfg.pretrained = None
     cfg.backbone.update(depth=18, stem_channels=8, base_channels=8, norm_cfg=BN)
-    cfg.decode_head.update(in_channels=64, channels=16, num_classes=2, norm_cfg=BN,
-                           **head_overrides)
+    cfg.decode_head.update(
+        in_channels=64, channels=16, num_classes=2, norm_cfg=BN, **head_overrides)
     cfg.auxiliary_head.update(in_channels=32, channels=8, num_classes=2, norm_cfg=BN)
     with DefaultScope.overwrite_default_scope('mmseg'):
         model = MODELS.build(cfg)

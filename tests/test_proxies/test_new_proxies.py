@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from toy_models import ToySegmentor
 
 from seg101_mm.proxies import compute_proxies, random_batch
 from seg101_mm.proxies.az_nas import az_nas_score, pair_moment, trainability_term
@@ -14,16 +15,14 @@ from seg101_mm.proxies.ensemble import rank_aggregate
 from seg101_mm.proxies.meco import min_corr_eigenvalue
 from seg101_mm.proxies.swap import distinct_patterns
 
-from toy_models import ToySegmentor
-
 
 class _Backbone(nn.Module):
 
     def __init__(self):
         super().__init__()
         self.s1 = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
-        self.s2 = nn.Sequential(nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.BatchNorm2d(6),
-                                nn.ReLU())
+        self.s2 = nn.Sequential(
+            nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.BatchNorm2d(6), nn.ReLU())
 
     def forward(self, x):
         a = self.s1(x)
@@ -48,9 +47,10 @@ def _model():
 
 
 def _state(model):
-    return ({k: v.clone() for k, v in model.state_dict().items()},
-            [m.training for m in model.modules()],
-            [p.grad for p in model.parameters()])
+    return ({
+        k: v.clone()
+        for k, v in model.state_dict().items()
+    }, [m.training for m in model.modules()], [p.grad for p in model.parameters()])
 
 
 def _unchanged(model, before):
@@ -65,8 +65,10 @@ def _unchanged(model, before):
 def _outputs(model, x, types):
     m = copy.deepcopy(model).train()
     outs = []
-    hooks = [mod.register_forward_hook(lambda mod, a, o: outs.append(o.detach().numpy().copy()))
-             for mod in m.modules() if isinstance(mod, types)]
+    hooks = [
+        mod.register_forward_hook(lambda mod, a, o: outs.append(o.detach().numpy().copy()))
+        for mod in m.modules() if isinstance(mod, types)
+    ]
     with torch.no_grad():
         m(x, mode='tensor')
     for h in hooks:
@@ -107,7 +109,7 @@ def test_swap_against_sets_and_bounded():
     for out in _outputs(model, x, nn.ReLU):
         codes = out.reshape(3, -1) > 0
         distinct = {tuple(codes[:, u]) for u in range(codes.shape[1])}
-        assert len(distinct) <= min(2 ** 3, codes.shape[1])
+        assert len(distinct) <= min(2**3, codes.shape[1])
         want += len(distinct)
     assert got == want
 
@@ -124,8 +126,7 @@ def test_az_components_against_numpy():
     batch = random_batch(4, 16, seed=2)
     x = torch.stack(batch['inputs']).float()
     before = _state(model)
-    got = compute_proxies(model, batch, ['az_expressivity', 'az_progressivity',
-                                         'az_trainability'])
+    got = compute_proxies(model, batch, ['az_expressivity', 'az_progressivity', 'az_trainability'])
     _unchanged(model, before)
     m = copy.deepcopy(model).train()
     with torch.no_grad():
@@ -151,8 +152,10 @@ def test_trainability_term_against_loops():
         for i in range(2):
             for j in range(2):
                 # pixel-unshuffle: channel c*4 + di*2 + dj holds g_in[c, 2i+di, 2j+dj]
-                v = np.array([g_in[b, c, 2 * i + di, 2 * j + dj].item() for c in range(3)
-                              for di in range(2) for dj in range(2)])
+                v = np.array([
+                    g_in[b, c, 2 * i + di, 2 * j + dj].item() for c in range(3) for di in range(2)
+                    for dj in range(2)
+                ])
                 mat += np.outer(v, g_out[b, :, i, j].numpy())
     assert n == 8 and np.allclose(moment.numpy(), mat)
     sigma = np.linalg.svd(mat / 8, compute_uv=False).max()
@@ -160,17 +163,17 @@ def test_trainability_term_against_loops():
 
 
 def test_rank_aggregation_on_hand_made_tables():
-    table = [dict(a=1., b=30., c=float('nan')), dict(a=3., b=10., c=2.),
-             dict(a=2., b=20., c=1.)]
+    table = [dict(a=1., b=30., c=float('nan')), dict(a=3., b=10., c=2.), dict(a=2., b=20., c=1.)]
     # ranks a: 1 3 2, b: 3 1 2, c: nan lowest -> 1 3 2
     assert np.allclose(rank_aggregate(table, ['a', 'b'], 'mean'), [2, 2, 2])
     assert np.allclose(rank_aggregate(table, ['a', 'b'], 'mean', signs=dict(b=-1)), [1, 3, 2])
     want = [math.log(1 / 3) + math.log(1 / 3), 2 * math.log(1.), 2 * math.log(2 / 3)]
     assert np.allclose(rank_aggregate(table, ['a', 'c'], 'log'), want)
-    cols = dict(az_expressivity=[1, 2], az_progressivity=[2, 1], az_trainability=[1, 2],
-                flops=[1, 1])
-    assert np.allclose(az_nas_score(cols),
-                       [2 * math.log(.5) + math.log(.75), math.log(.5) + math.log(.75)])
+    cols = dict(
+        az_expressivity=[1, 2], az_progressivity=[2, 1], az_trainability=[1, 2], flops=[1, 1])
+    assert np.allclose(
+        az_nas_score(cols), [2 * math.log(.5) + math.log(.75),
+                             math.log(.5) + math.log(.75)])
     with pytest.raises(ValueError):
         rank_aggregate(table, ['a'], 'median')
 

@@ -7,14 +7,12 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from toy_models import tiny_encoder_decoder
 
 import seg101_mm  # noqa: F401
-from seg101_mm.proxies import random_batch
-from seg101_mm.proxies import ProxyEngine, scored_layers
+from seg101_mm.proxies import ProxyEngine, random_batch, scored_layers
 from seg101_mm.proxies.probe import probe_supported, weight_scale_probe
 from seg101_mm.proxies.reference import reference_proxies
-
-from toy_models import tiny_encoder_decoder
 
 
 class Net(nn.Module):
@@ -114,7 +112,9 @@ def test_probed_forward_and_first_gradient_are_the_layers_own():
 
 
 def test_unsupported_layers_are_named():
+
     class Padded(nn.Conv2d):
+
         def forward(self, x):
             return super().forward(F.pad(x, (1, 1, 1, 1)))
 

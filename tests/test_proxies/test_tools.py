@@ -50,8 +50,12 @@ def test_config_mode_records_nan_reasons_and_resumes(tmp_path, repo_root, capsys
     cfg = tmp_path / 'tiny_fcn.py'
     cfg.write_text(TINY_CONFIG)
     out = tmp_path / 'out'
-    argv = ['--config', str(cfg), '--proxies', 'snip', 'params', 'zico', '--batch-size', '1',
-            '--img-size', '32', '--out-dir', str(out), '--device', 'cpu']
+    argv = [
+        '--config',
+        str(cfg), '--proxies', 'snip', 'params', 'zico', '--batch-size', '1', '--img-size', '32',
+        '--out-dir',
+        str(out), '--device', 'cpu'
+    ]
     tool.main(argv)
     rows = read_csv(out / 'proxies.csv')
     assert len(rows) == 1 and rows[0]['key'] == 'tiny_fcn'
@@ -74,18 +78,27 @@ def test_config_mode_records_nan_reasons_and_resumes(tmp_path, repo_root, capsys
 def test_ledger_mode_dedups_by_canonical_key_and_survives_a_torn_line(tmp_path, repo_root):
     tool = load_tool(repo_root, 'zero_cost_proxies')
     g0 = sample(0)
-    swapped = Genotype.parse(str(g0).replace(f'h0={g0.heads[0]};h1={g0.heads[1]}',
-                                             f'h0={g0.heads[1]};h1={g0.heads[0]}'))
+    swapped = Genotype.parse(
+        str(g0).replace(f'h0={g0.heads[0]};h1={g0.heads[1]}',
+                        f'h0={g0.heads[1]};h1={g0.heads[0]}'))
     assert swapped.key == g0.key
     ledger = tmp_path / 'ledger.jsonl'
-    events = [dict(event='propose', candidates=[
-        dict(id=0, genotype=str(g0), key=g0.key, status='queued'),
-        dict(id=1, genotype=str(swapped), key=swapped.key, status='queued')]),
-        dict(event='update', id=0, fields=dict(status='done', metrics=dict(mIoU=61.5)))]
+    events = [
+        dict(
+            event='propose',
+            candidates=[
+                dict(id=0, genotype=str(g0), key=g0.key, status='queued'),
+                dict(id=1, genotype=str(swapped), key=swapped.key, status='queued')
+            ]),
+        dict(event='update', id=0, fields=dict(status='done', metrics=dict(mIoU=61.5)))
+    ]
     ledger.write_text(''.join(json.dumps(e) + '\n' for e in events) + '{"event": "upd')
     out = tmp_path / 'out'
-    rows = tool.main(['--ledger', str(ledger), '--proxies', 'params', '--batch-size', '1',
-                      '--img-size', '128', '--out-dir', str(out), '--device', 'cpu'])
+    rows = tool.main([
+        '--ledger',
+        str(ledger), '--proxies', 'params', '--batch-size', '1', '--img-size', '128', '--out-dir',
+        str(out), '--device', 'cpu'
+    ])
     assert [r['key'] for r in rows] == [g0.key]
     from seg101_mm.models import build_seg101
     want = sum(p.numel() for p in build_seg101(g0, init_weights=False).parameters())
@@ -108,13 +121,18 @@ def test_correlation_tool_joins_on_canonical_keys(tmp_path, repo_root, capsys):
     genotypes = [sample(rng) for _ in range(12)]
     miou = np.linspace(40, 70, 12)
     with open(tmp_path / 'proxies.csv', 'w', newline='') as fh:
-        w = csv.DictWriter(fh, fieldnames=['key', 'genotype', 'snip', 'synflow', 'grasp',
-                                           'status'])
+        w = csv.DictWriter(
+            fh, fieldnames=['key', 'genotype', 'snip', 'synflow', 'grasp', 'status'])
         w.writeheader()
         for i, g in enumerate(genotypes):
-            w.writerow(dict(key=g.key, genotype=str(g), snip=miou[i] * 2,
-                            synflow=10.0 ** (-i), grasp='nan' if i == 3 else i % 3,
-                            status='ok'))
+            w.writerow(
+                dict(
+                    key=g.key,
+                    genotype=str(g),
+                    snip=miou[i] * 2,
+                    synflow=10.0**(-i),
+                    grasp='nan' if i == 3 else i % 3,
+                    status='ok'))
     with open(tmp_path / 'measured.csv', 'w', newline='') as fh:
         w = csv.DictWriter(fh, fieldnames=['genotype', 'mIoU'])
         w.writeheader()
@@ -122,9 +140,11 @@ def test_correlation_tool_joins_on_canonical_keys(tmp_path, repo_root, capsys):
             w.writerow(dict(genotype=str(g), mIoU=miou[i]))
         w.writerow(dict(genotype=str(sample(99)), mIoU=50.0))  # no proxies: left out
     out = tmp_path / 'corr'
-    results = tool.main([str(tmp_path / 'proxies.csv'), '--miou-csv',
-                         str(tmp_path / 'measured.csv'), '--bootstrap', '100', '--top-k', '3',
-                         '20', '--out-dir', str(out)])
+    results = tool.main([
+        str(tmp_path / 'proxies.csv'), '--miou-csv',
+        str(tmp_path / 'measured.csv'), '--bootstrap', '100', '--top-k', '3', '20', '--out-dir',
+        str(out)
+    ])
     by = {r['proxy']: r for r in results}
     assert by['snip']['spearman'] == pytest.approx(1.0)
     assert by['snip']['kendall'] == pytest.approx(1.0)
@@ -163,17 +183,21 @@ def test_rank_statistics():
 def test_ledger_statuses_and_metrics(tmp_path):
     g0, g1, g2 = sample(0), sample(1), sample(2)
     path = tmp_path / 'ledger.jsonl'
-    path.write_text('\n'.join(json.dumps(e) for e in [
-        dict(event='propose', candidates=[dict(id=i, genotype=str(g), key=g.key,
-                                               status='queued') for i, g in
-                                          enumerate((g0, g1, g2))]),
-        dict(event='update', id=0, fields=dict(status='done', metrics=dict(mIoU=70.0))),
-        dict(event='update', id=1, fields=dict(status='failed', cause='diverged')),
-        dict(event='update', id=2, fields=dict(status='done', metrics=dict(mIoU=float('nan')))),
-    ]) + '\n')
+    path.write_text('\n'.join(
+        json.dumps(e) for e in [
+            dict(
+                event='propose',
+                candidates=[
+                    dict(id=i, genotype=str(g), key=g.key, status='queued')
+                    for i, g in enumerate((g0, g1, g2))
+                ]),
+            dict(event='update', id=0, fields=dict(status='done', metrics=dict(mIoU=70.0))),
+            dict(event='update', id=1, fields=dict(status='failed', cause='diverged')),
+            dict(
+                event='update', id=2, fields=dict(status='done', metrics=dict(mIoU=float('nan')))),
+        ]) + '\n')
     rows = read_records(path)
-    keys, values, miou = join([dict(key=g.key, snip=1.0) for g in (g0, g1, g2)], rows,
-                              ['snip'])
+    keys, values, miou = join([dict(key=g.key, snip=1.0) for g in (g0, g1, g2)], rows, ['snip'])
     assert keys == [g0.key] and list(miou) == [70.0]
 
 
@@ -183,8 +207,8 @@ def test_batch_from_a_dataset_config_train_pipeline(tmp_path, repo_root):
 
     from seg101_mm.datasets.synthetic import make_synthetic_dataset
     from seg101_mm.proxies import batch_from_config, compute_proxies
-    root = make_synthetic_dataset(tmp_path / 'roads', kind='roads', num_train=4, num_val=1,
-                                  num_test=1, size=64, seed=0)
+    root = make_synthetic_dataset(
+        tmp_path / 'roads', kind='roads', num_train=4, num_val=1, num_test=1, size=64, seed=0)
     cfg = Config.fromfile(str(repo_root / 'configs' / '_base_' / 'datasets' / 'mass_roads.py'))
     cfg.train_dataloader.dataset.data_root = str(root)
     batch = batch_from_config(cfg, batch_size=2, seed=3)
@@ -218,15 +242,20 @@ def test_correlation_tool_reports_bad_rows_and_non_numeric_cells(tmp_path, repo_
             w = csv.DictWriter(fh, fieldnames=['key', 'genotype', 'snip'])
             w.writeheader()
             w.writerows(rows)
-        return tool.main([str(path), '--miou-csv', str(measured), '--bootstrap', '10',
-                          '--top-k', '2', '--out-dir', str(tmp_path / 'out')])
+        return tool.main([
+            str(path), '--miou-csv',
+            str(measured), '--bootstrap', '10', '--top-k', '2', '--out-dir',
+            str(tmp_path / 'out')
+        ])
 
     good = [dict(key=g.key, genotype=str(g), snip=i) for i, g in enumerate(genotypes)]
-    with pytest.raises(SystemExit, match=r'error: .*proxies.csv row 3 has neither a genotype '
-                                         r'nor a key'):
+    with pytest.raises(
+            SystemExit, match=r'error: .*proxies.csv row 3 has neither a genotype '
+            r'nor a key'):
         run(good[:2] + [dict(key='', genotype='', snip=1.0)] + good[2:])
-    with pytest.raises(SystemExit, match=r"error: .*proxies.csv row 2: genotype 'ga=oops' "
-                                         r"does not parse"):
+    with pytest.raises(
+            SystemExit, match=r"error: .*proxies.csv row 2: genotype 'ga=oops' "
+            r"does not parse"):
         run(good[:1] + [dict(key='k', genotype='ga=oops', snip=1.0)] + good[1:])
     rows = [dict(r) for r in good]
     rows[1]['snip'] = 'oom'

@@ -23,13 +23,28 @@ def search_config(repo_root):
     return write
 
 
-def _search_config(path, repo_root, launcher, budget=4, num_init=2, top_k=2, iters=1,
-                  max_failures=5, timeout=None, poll=0.05, strategy='NPENASNP', seed=0,
-                  measure=None, data_root=None,
-                  synthetic=dict(kind='roads', num_train=2, num_val=1, num_test=1, size=64)):
+def _search_config(path,
+                   repo_root,
+                   launcher,
+                   budget=4,
+                   num_init=2,
+                   top_k=2,
+                   iters=1,
+                   max_failures=5,
+                   timeout=None,
+                   poll=0.05,
+                   strategy='NPENASNP',
+                   seed=0,
+                   measure=None,
+                   data_root=None,
+                   synthetic=dict(kind='roads', num_train=2, num_val=1, num_test=1, size=64)):
     """Write a search config for tests and return its path."""
-    strat = dict(type=strategy, num_init=num_init, top_k=top_k, num_candidates=20,
-                 predictor=dict(epochs=30))
+    strat = dict(
+        type=strategy,
+        num_init=num_init,
+        top_k=top_k,
+        num_candidates=20,
+        predictor=dict(epochs=30))
     text = f'''
 default_scope = 'mmseg'
 custom_imports = dict(imports=['seg101_mm'], allow_failed_imports=False)

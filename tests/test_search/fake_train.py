@@ -40,8 +40,9 @@ Root Cause (first observed failure):
 
 def score(genotype: str) -> float:
     ops = genotype.replace(';', ',').split(',')
-    return round(30 + 3 * ops.count('st=conv3x3') + 2 * ops.count('se') + 1.5 * ops.count(
-        'dil3_conv3x3') + (5 if 'concat_head' in genotype else 0), 4)
+    return round(
+        30 + 3 * ops.count('st=conv3x3') + 2 * ops.count('se') + 1.5 * ops.count('dil3_conv3x3') +
+        (5 if 'concat_head' in genotype else 0), 4)
 
 
 def main(argv):
@@ -58,13 +59,16 @@ def main(argv):
         elif a.startswith('--work-dir='):
             work_dir = a.split('=', 1)[1]
     text = open(config).read()
-    genotype = next(ast.literal_eval(line.split('=', 1)[1].strip())
-                    for line in text.splitlines() if line.startswith('genotype = '))
+    genotype = next(
+        ast.literal_eval(line.split('=', 1)[1].strip()) for line in text.splitlines()
+        if line.startswith('genotype = '))
     cid = str(int(re.search(r'candidate_(\d+)\.py', config).group(1)))
     mode = json.loads(os.environ.get('FAKE_BEHAVIOUR', '{}')).get(cid, 'ok')
     print(f'fake training of candidate {cid} ({mode}), argv {argv}', flush=True)
-    print('env CUDA_VISIBLE_DEVICES=' + os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>'),
-          'PORT=' + os.environ.get('PORT', '<unset>'), flush=True)
+    print(
+        'env CUDA_VISIBLE_DEVICES=' + os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>'),
+        'PORT=' + os.environ.get('PORT', '<unset>'),
+        flush=True)
     os.makedirs(work_dir, exist_ok=True)
     with open(os.path.join(work_dir, os.path.basename(config)), 'w') as fh:
         if mode == 'hang_in_dump':
@@ -77,9 +81,12 @@ def main(argv):
         time.sleep(3600)
     time.sleep(float(os.environ.get('FAKE_SLEEP', '0')))
     if mode == 'no_data':
-        print('Traceback (most recent call last):\n  File "tools/train.py", line 90, in main\n'
-              '[rank0]: FileNotFoundError: [Errno 2] No such file or directory: '
-              f"'{work_dir}/missing/img_dir/train'", file=sys.stderr, flush=True)
+        print(
+            'Traceback (most recent call last):\n  File "tools/train.py", line 90, in main\n'
+            '[rank0]: FileNotFoundError: [Errno 2] No such file or directory: '
+            f"'{work_dir}/missing/img_dir/train'",
+            file=sys.stderr,
+            flush=True)
         print(TORCHRUN_BANNER, file=sys.stderr, flush=True)
         sys.exit(1)
     if mode == 'raise':
@@ -89,8 +96,13 @@ def main(argv):
     if mode == 'nan':
         result = dict(status='failed', cause='non-finite loss (nan) at iteration 1')
     else:
-        result = dict(status='done', metrics={'mIoU': score(genotype), 'aAcc': 90.0},
-                      env=dict(cuda=os.environ.get('CUDA_VISIBLE_DEVICES'), argv=argv))
+        result = dict(
+            status='done',
+            metrics={
+                'mIoU': score(genotype),
+                'aAcc': 90.0
+            },
+            env=dict(cuda=os.environ.get('CUDA_VISIBLE_DEVICES'), argv=argv))
     with open(os.path.join(work_dir, 'result.json'), 'w') as fh:
         json.dump(result, fh)
 

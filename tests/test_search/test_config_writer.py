@@ -18,8 +18,13 @@ def template(repo_root):
 
 def test_candidate_config_round_trip(template, tmp_path):
     g = sample(11)
-    cfg = candidate_config(template, g, data_root='/data/roads', work_dir=str(tmp_path),
-                           seed=7, extra_hooks=[dict(type='SearchResultHook', timeout=None)])
+    cfg = candidate_config(
+        template,
+        g,
+        data_root='/data/roads',
+        work_dir=str(tmp_path),
+        seed=7,
+        extra_hooks=[dict(type='SearchResultHook', timeout=None)])
     path = write_config(tmp_path / 'c.py', cfg, header='candidate 1')
     back = Config.fromfile(str(path))
     assert back.model.neck.genotype == back.model.decode_head.genotype == g.key
@@ -70,9 +75,11 @@ def test_mmengine_text_substitution_cannot_rewrite_or_run(template, tmp_path, mo
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv('SEG_PAYLOAD', "'+str(open('pwned-env','w'))+'")
     folder = tmp_path / "d'+str(open('pwned-dir','w'))+'"
-    payloads = ['{{fileDirname}}', '{{ fileBasename }}/x', '{{$HOME:/fallback}}',
-                "{{'$SEG_UNSET_ROOT:/fallback'}}", '{{$SEG_PAYLOAD:x}}', '{{ _base_.data }}',
-                '{', '}}{{', '\\{{fileDirname}}']
+    payloads = [
+        '{{fileDirname}}', '{{ fileBasename }}/x', '{{$HOME:/fallback}}',
+        "{{'$SEG_UNSET_ROOT:/fallback'}}", '{{$SEG_PAYLOAD:x}}', '{{ _base_.data }}', '{', '}}{{',
+        '\\{{fileDirname}}'
+    ]
     for i, p in enumerate(payloads):
         cfg = candidate_config(template, sample(1), data_root=p, work_dir=p + '/w')
         cfg['nested'] = {'k-{{fileExtname}}': {'v-{{fileDirname}}': p}}

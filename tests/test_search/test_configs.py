@@ -6,8 +6,10 @@ from seg101_mm.search.loop import check_search_config
 from seg101_mm.search.strategy import build_strategy
 from seg101_mm.search.templates import load_template
 
-CONFIGS = ['npenas-np_seg101-regnetx400mf_cpu-40it_synthetic-roads-64x64.py',
-           'npenas-np-zc_seg101-regnetx400mf_cpu-40it_synthetic-roads-64x64.py']
+CONFIGS = [
+    'npenas-np_seg101-regnetx400mf_cpu-40it_synthetic-roads-64x64.py',
+    'npenas-np-zc_seg101-regnetx400mf_cpu-40it_synthetic-roads-64x64.py'
+]
 
 
 @pytest.mark.parametrize('name', CONFIGS)
@@ -19,8 +21,11 @@ def test_search_configs(repo_root, name, monkeypatch):
     assert template['train_cfg']['max_iters'] == template['train_cfg']['val_interval'] == 40
     # warmup keeps its length, the poly decay spans the (shortened) run
     assert [s['end'] for s in template['param_scheduler']] == [5, 40]
-    strategy = build_strategy(cfg.strategy.to_dict(), budget=cfg.budget, seed=cfg.seed,
-                              measure=lambda g: dict(params=1e6, flops=1e9))
+    strategy = build_strategy(
+        cfg.strategy.to_dict(),
+        budget=cfg.budget,
+        seed=cfg.seed,
+        measure=lambda g: dict(params=1e6, flops=1e9))
     assert strategy.top_k == 4 and strategy.num_init == 8
     full = Config.fromfile(str(repo_root / cfg.export.template))
     assert full.train_cfg.max_iters == 201900 and full.train_dataloader.batch_size == 2

@@ -51,8 +51,8 @@ def test_local_launcher_outcomes_and_failures(tmp_path, fake_script, monkeypatch
     assert out[0]['status'] == 'done' and out[0]['metrics']['mIoU'] == 40.0
     assert out[1]['status'] == 'failed' and out[1]['cause'].startswith('crashed: exit code 1')
     assert 'ZeroDivisionError: injected failure' in out[1]['cause']
-    assert out[2] == dict(status='failed', cause='non-finite loss (nan) at iteration 1',
-                          log=jobs[2].log)
+    assert out[2] == dict(
+        status='failed', cause='non-finite loss (nan) at iteration 1', log=jobs[2].log)
     assert out[3]['cause'] == 'timeout: killed after 2.0 s'
     assert launcher.running == [] and launcher.slots() == 4
     log = Path(jobs[0].log).read_text()
@@ -61,8 +61,8 @@ def test_local_launcher_outcomes_and_failures(tmp_path, fake_script, monkeypatch
 
 def test_local_launcher_gpu_pool(tmp_path, fake_script, monkeypatch):
     monkeypatch.setenv('FAKE_SLEEP', '0.5')
-    launcher = LocalLauncher(gpus=[0, 1, 2, 3, 4], gpus_per_candidate=2, max_concurrent=8,
-                             script=fake_script)
+    launcher = LocalLauncher(
+        gpus=[0, 1, 2, 3, 4], gpus_per_candidate=2, max_concurrent=8, script=fake_script)
     assert launcher.slots() == 2  # 5 GPUs hold two candidates of 2
     jobs = [write_candidate(tmp_path, i) for i in range(3)]
     launcher.submit(jobs[0])
@@ -83,8 +83,8 @@ def test_local_launcher_gpu_pool(tmp_path, fake_script, monkeypatch):
                             "'slurm']")
 
 
-@pytest.mark.parametrize('type_', ['LocalLauncher', 'local', 'mmseg.LocalLauncher',
-                                   'mmseg.local', LocalLauncher])
+@pytest.mark.parametrize(
+    'type_', ['LocalLauncher', 'local', 'mmseg.LocalLauncher', 'mmseg.local', LocalLauncher])
 def test_launcher_types_are_names_aliases_scoped_names_or_classes(type_):
     launcher = build_launcher(dict(type=type_, gpus=3, max_concurrent=2))
     assert type(launcher) is LocalLauncher and launcher.free_gpus == [0, 1, 2]
@@ -111,16 +111,22 @@ echo '{"status": "done", "metrics": {"mIoU": 61.5}}' > "$wd/result.json"
 @pytest.mark.parametrize('mode', ['srun', 'sbatch'])
 def test_slurm_launcher_gpu_requests_with_fake_slurm(tmp_path, monkeypatch, mode):
     if mode == 'sbatch':
-        pytest.importorskip('submitit', reason="the sbatch mode needs submitit "
-                            "(pip install 'seg101_mm[slurm]')")
+        pytest.importorskip(
+            'submitit',
+            reason="the sbatch mode needs submitit "
+            "(pip install 'seg101_mm[slurm]')")
     fake_bin(tmp_path, 'srun', SRUN)
     fake_bin(tmp_path, 'sbatch', 'echo "sbatch $@" >> "$FAKE_SLURM_LOG"\n'
              'echo "Submitted batch job 4242"\n')
     fake_bin(tmp_path, 'squeue', 'echo "squeue $@" >> "$FAKE_SLURM_LOG"\necho "4242|COMPLETED"\n')
     monkeypatch.setenv('PATH', f'{tmp_path / "bin"}:{os.environ["PATH"]}')
     monkeypatch.setenv('FAKE_SLURM_LOG', str(tmp_path / 'slurm.log'))
-    launcher = SlurmLauncher(partition='gpu-a100', gpus_per_candidate=2, time='01:30:00',
-                             mode=mode, srun_args=['--qos=normal'])
+    launcher = SlurmLauncher(
+        partition='gpu-a100',
+        gpus_per_candidate=2,
+        time='01:30:00',
+        mode=mode,
+        srun_args=['--qos=normal'])
     job = write_candidate(tmp_path, 5)
     name = slurm_job_name(job.work_dir)
     assert name.startswith('seg101-0005-') and name != slurm_job_name(tmp_path / 'x' / '0005')
@@ -157,11 +163,13 @@ def test_slurm_launcher_options_are_checked(monkeypatch):
         SlurmLauncher(partition='gpu; rm -rf /')
     with pytest.raises(ValueError, match="slurm option time='tomorrow'"):
         SlurmLauncher(partition='gpu', time='tomorrow')
-    with pytest.raises(ValueError, match='gpus_per_node=0 .CPU nodes. trains one task per '
-                       'candidate, got gpus_per_candidate=2; expected 1'):
+    with pytest.raises(
+            ValueError,
+            match='gpus_per_node=0 .CPU nodes. trains one task per '
+            'candidate, got gpus_per_candidate=2; expected 1'):
         SlurmLauncher(partition='cpu', gpus_per_node=0, gpus_per_candidate=2)
-    assert [slurm_minutes(t) for t in ('90', '0:30', '01:30:00', '1-00:00:00', '2-3',
-                                       '1-0:0:1')] == [90, 1, 90, 1440, 3060, 1441]
+    assert [slurm_minutes(t) for t in ('90', '0:30', '01:30:00', '1-00:00:00', '2-3', '1-0:0:1')
+            ] == [90, 1, 90, 1440, 3060, 1441]
     monkeypatch.setitem(sys.modules, 'submitit', None)  # not installed
     with pytest.raises(ValueError) as e:
         SlurmLauncher(partition='gpu', mode='sbatch')
@@ -189,8 +197,7 @@ def test_result_hook_nan_timeout_and_success(tmp_path):
     ok.after_val_epoch(runner, metrics={'mIoU': 71.25, 'IoU.road': 40.5, 'note': 'x'})
     ok.after_train(runner)
     result = read_result(tmp_path)
-    assert result['status'] == 'done' and result['metrics'] == {'mIoU': 71.25,
-                                                                'IoU.road': 40.5}
+    assert result['status'] == 'done' and result['metrics'] == {'mIoU': 71.25, 'IoU.road': 40.5}
     no_val = SearchResultHook()
     no_val.before_run(runner)
     no_val.after_train(runner)
@@ -213,9 +220,11 @@ def test_crash_cause_is_the_workers_first_exception(tmp_path, fake_script, monke
     job = write_candidate(tmp_path, 0)
     out = drain(launcher, [job])
     missing = Path(job.work_dir) / 'missing' / 'img_dir' / 'train'
-    assert out[0] == dict(status='failed', log=job.log, cause=(
-        f"crashed: exit code 1: FileNotFoundError: [Errno 2] No such file or directory: "
-        f"'{missing}'"))
+    assert out[0] == dict(
+        status='failed',
+        log=job.log,
+        cause=(f"crashed: exit code 1: FileNotFoundError: [Errno 2] No such file or directory: "
+               f"'{missing}'"))
 
 
 def test_shutdown_ends_workers_in_their_own_sessions(tmp_path, fake_script, monkeypatch):
@@ -241,12 +250,15 @@ def test_shutdown_ends_workers_in_their_own_sessions(tmp_path, fake_script, monk
 
 def test_kill_stale_ends_only_the_jobs_own_processes(tmp_path):
     # as in a search: the config lives outside the candidate's work dir
-    job = Job(cid=3, config=str(tmp_path / 'configs' / 'candidate_0003.py'),
-              work_dir=str(tmp_path / 'candidates' / '0003'), log='')
+    job = Job(
+        cid=3,
+        config=str(tmp_path / 'configs' / 'candidate_0003.py'),
+        work_dir=str(tmp_path / 'candidates' / '0003'),
+        log='')
     sleep = [sys.executable, '-c', 'import time; time.sleep(60)']
     # a worker whose launcher died (pid unknown) and a process that only reads the config
-    orphan = subprocess.Popen(sleep + [job.config, '--work-dir', job.work_dir],
-                              start_new_session=True)
+    orphan = subprocess.Popen(
+        sleep + [job.config, '--work-dir', job.work_dir], start_new_session=True)
     reader = subprocess.Popen(sleep + [job.config])
     try:
         assert wait_until(lambda: job.config in Path(f'/proc/{orphan.pid}/cmdline').read_text())

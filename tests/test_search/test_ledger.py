@@ -12,8 +12,10 @@ def make(tmp_path, fsync=False):
 
 def test_events_replay_to_the_same_state(tmp_path):
     led = make(tmp_path, fsync=True)
-    led.propose([dict(id=0, genotype='g0', key='k0', round=0),
-                 dict(id=1, genotype='g1', key='k1', round=0)], dict(round=1, seed=0))
+    led.propose([
+        dict(id=0, genotype='g0', key='k0', round=0),
+        dict(id=1, genotype='g1', key='k1', round=0)
+    ], dict(round=1, seed=0))
     led.update(0, status='running', started_at=1.0, pid=123)
     led.update(0, status='done', score=55.5, metrics={'mIoU': 55.5})
     led.update(1, status='failed', cause='timeout: killed after 5 s', log='x.log')

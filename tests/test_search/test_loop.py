@@ -28,9 +28,14 @@ def ledger(work_dir):
 
 
 def test_inprocess_search_trains_real_candidates(tmp_path, search_config):
-    cfg = search_config(tmp_path / 'search.py', dict(type='InProcessLauncher'),
-                        budget=2, num_init=1, top_k=1, iters=1,
-                        measure=dict(names=['params', 'flops'], input_size=(64, 64)))
+    cfg = search_config(
+        tmp_path / 'search.py',
+        dict(type='InProcessLauncher'),
+        budget=2,
+        num_init=1,
+        top_k=1,
+        iters=1,
+        measure=dict(names=['params', 'flops'], input_size=(64, 64)))
     wd = tmp_path / 'wd'
     search([cfg, '--work-dir', str(wd)])
     recs = ledger(wd)
@@ -62,8 +67,14 @@ def test_inprocess_search_trains_real_candidates(tmp_path, search_config):
 
 def test_search_writes_one_scalar_point_per_candidate(tmp_path, search_config):
     # Scoped registry names for the strategy and the launcher, as any other config key takes.
-    cfg = search_config(tmp_path / 'search.py', dict(type='mmseg.inprocess'), budget=2,
-                        num_init=1, top_k=1, iters=1, strategy='mmseg.NPENASNP')
+    cfg = search_config(
+        tmp_path / 'search.py',
+        dict(type='mmseg.inprocess'),
+        budget=2,
+        num_init=1,
+        top_k=1,
+        iters=1,
+        strategy='mmseg.NPENASNP')
     with open(cfg, 'a') as fh:
         fh.write("visualizer = dict(type='Visualizer',\n"
                  "                  vis_backends=[dict(type='LocalVisBackend')])\n")
@@ -84,8 +95,7 @@ def test_search_writes_one_scalar_point_per_candidate(tmp_path, search_config):
 
 def test_real_dist_train_jobs(tmp_path, search_config):
     launcher = dict(type='LocalLauncher', gpus=[], gpus_per_candidate=1, max_concurrent=1)
-    cfg = search_config(tmp_path / 'search.py', launcher, budget=1, num_init=1,
-                        iters=1, poll=0.2)
+    cfg = search_config(tmp_path / 'search.py', launcher, budget=1, num_init=1, iters=1, poll=0.2)
     wd = tmp_path / 'wd'
     search([cfg, '--work-dir', str(wd)])
     recs = ledger(wd)
@@ -101,13 +111,12 @@ def test_failures_are_recorded_and_max_failures_stops(tmp_path, search_config, f
                                                       monkeypatch):
     monkeypatch.setenv('FAKE_BEHAVIOUR', json.dumps({'1': 'raise', '2': 'nan', '3': 'hang'}))
     launcher = dict(type='LocalLauncher', gpus=[], max_concurrent=4, script=fake_script)
-    cfg = search_config(tmp_path / 's.py', launcher, budget=6, num_init=4,
-                        top_k=2, timeout=3, max_failures=10)
+    cfg = search_config(
+        tmp_path / 's.py', launcher, budget=6, num_init=4, top_k=2, timeout=3, max_failures=10)
     wd = tmp_path / 'wd'
     search([cfg, '--work-dir', str(wd)])
     recs = ledger(wd)
-    assert [r['status'] for r in recs] == ['done', 'failed', 'failed', 'failed', 'done',
-                                           'done']
+    assert [r['status'] for r in recs] == ['done', 'failed', 'failed', 'failed', 'done', 'done']
     assert 'ZeroDivisionError: injected failure' in recs[1]['cause']
     assert recs[2]['cause'] == 'non-finite loss (nan) at iteration 1'
     assert recs[3]['cause'] == 'timeout: killed after 3 s'
@@ -116,21 +125,25 @@ def test_failures_are_recorded_and_max_failures_stops(tmp_path, search_config, f
     board = (wd / 'leaderboard.csv').read_text()
     assert 'timeout: killed after 3 s' in board
 
-    cfg = search_config(tmp_path / 's2.py', launcher, budget=6, num_init=4,
-                        top_k=2, timeout=3, max_failures=2)
+    cfg = search_config(
+        tmp_path / 's2.py', launcher, budget=6, num_init=4, top_k=2, timeout=3, max_failures=2)
     with pytest.raises(RuntimeError, match=r'2 candidates failed \(max_failures=2\)'):
         search([cfg, '--work-dir', str(tmp_path / 'wd2')])
 
 
 def test_resume_after_kill_9(tmp_path, repo_root, search_config, fake_script):
     launcher = dict(type='LocalLauncher', gpus=[], max_concurrent=1, script=fake_script)
-    cfg = search_config(tmp_path / 's.py', launcher, budget=6, num_init=3,
-                        top_k=3, seed=3)
+    cfg = search_config(tmp_path / 's.py', launcher, budget=6, num_init=3, top_k=3, seed=3)
     env = dict(os.environ, FAKE_SLEEP='1.0')
     wd = tmp_path / 'killed'
-    proc = subprocess.Popen([sys.executable, str(repo_root / 'tools' / 'search.py'), cfg,
-                             '--work-dir', str(wd)], env=env, cwd=str(repo_root),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable,
+         str(repo_root / 'tools' / 'search.py'), cfg, '--work-dir',
+         str(wd)],
+        env=env,
+        cwd=str(repo_root),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
     path = wd / 'ledger.jsonl'
     deadline = time.time() + 120
     killed_while = None

@@ -72,9 +72,13 @@ def fork_search(cfg, wd, **env):
 
 
 def start_search(repo_root, cfg, wd, **env):
-    return subprocess.Popen([sys.executable, str(TOOLS / 'search.py'), cfg, '--work-dir',
-                             str(wd)], env=dict(os.environ, **env), cwd=str(repo_root),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, str(TOOLS / 'search.py'), cfg, '--work-dir',
+         str(wd)],
+        env=dict(os.environ, **env),
+        cwd=str(repo_root),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
 
 
 def essence(recs):
@@ -89,8 +93,7 @@ def fake_launcher(fake_script, n=1):
 def test_kill_in_the_config_dump_window(tmp_path, repo_root, search_config, fake_script):
     # Candidate 1's job is held at start-up inside mmengine's rewrite of the config copy in
     # its work dir (opened with 'w', still empty) when the search is killed.
-    cfg = search_config(tmp_path / 's.py', fake_launcher(fake_script, 2), budget=2,
-                        num_init=2)
+    cfg = search_config(tmp_path / 's.py', fake_launcher(fake_script, 2), budget=2, num_init=2)
     wd = tmp_path / 'wd'
     proc = fork_search(cfg, wd, FAKE_BEHAVIOUR=json.dumps({'1': 'hang_in_dump'}))
     in_dump = wd / 'candidates' / '0001' / 'in_dump'
@@ -110,8 +113,8 @@ def test_kill_in_the_config_dump_window(tmp_path, repo_root, search_config, fake
 
 def test_random_kills_resume_to_the_uninterrupted_search(tmp_path, repo_root, search_config,
                                                          fake_script, monkeypatch):
-    cfg = search_config(tmp_path / 's.py', fake_launcher(fake_script, 2), budget=4,
-                        num_init=2, top_k=2, seed=5)
+    cfg = search_config(
+        tmp_path / 's.py', fake_launcher(fake_script, 2), budget=4, num_init=2, top_k=2, seed=5)
     monkeypatch.setenv('FAKE_SLEEP', '0.1')
     search([cfg, '--work-dir', str(tmp_path / 'straight')])
     straight = essence(ledger(tmp_path / 'straight'))
@@ -129,13 +132,17 @@ def test_random_kills_resume_to_the_uninterrupted_search(tmp_path, repo_root, se
 
 def propose_by_hand(wd, budget, n, fields=None):
     """Ledger of a search (as the loop writes it) whose first ``n`` candidates are proposed."""
-    strategy = build_strategy(dict(type='NPENASNP', num_init=n, top_k=2, num_candidates=20,
-                                   predictor=dict(epochs=30)), budget=budget, seed=0)
+    strategy = build_strategy(
+        dict(type='NPENASNP', num_init=n, top_k=2, num_candidates=20, predictor=dict(epochs=30)),
+        budget=budget,
+        seed=0)
     genotypes = strategy.ask(n)
     led = Ledger(Path(wd) / 'ledger.jsonl', fsync=False)
     fields = fields or {}
-    led.propose([dict(id=i, genotype=str(g), key=g.key, round=0, seed=0, **fields.get(i, {}))
-                 for i, g in enumerate(genotypes)], strategy.state_dict())
+    led.propose([
+        dict(id=i, genotype=str(g), key=g.key, round=0, seed=0, **fields.get(i, {}))
+        for i, g in enumerate(genotypes)
+    ], strategy.state_dict())
     return led
 
 
@@ -144,8 +151,9 @@ def test_resume_never_uses_ledger_paths(tmp_path, search_config, fake_script):
     marker = tmp_path / 'ran'
     evil = tmp_path / 'evil.py'
     elsewhere = tmp_path / 'elsewhere'
-    led = propose_by_hand(wd, 1, 1, {0: dict(config=str(evil), work_dir=str(elsewhere),
-                                             log=str(elsewhere / 'x.log'))})
+    led = propose_by_hand(
+        wd, 1, 1,
+        {0: dict(config=str(evil), work_dir=str(elsewhere), log=str(elsewhere / 'x.log'))})
     genotype = led.records()[0]['genotype']
     led.close()
     evil.write_text(f'open({str(marker)!r}, "w").write("ran")\ngenotype = {genotype!r}\n')
@@ -161,7 +169,7 @@ def test_resume_never_uses_ledger_paths(tmp_path, search_config, fake_script):
 
 
 def test_end_time_of_a_job_that_finished_while_the_search_was_down(tmp_path, search_config,
-                                                                     fake_script):
+                                                                   fake_script):
     wd = tmp_path / 'wd'
     started = time.time() - 100
     led = propose_by_hand(wd, 1, 1)
@@ -187,8 +195,8 @@ def test_second_search_on_a_running_search_is_refused(tmp_path, repo_root, searc
     wd = tmp_path / 'wd'
     first = fork_search(cfg, wd, FAKE_BEHAVIOUR=json.dumps({'0': 'hang'}))
     try:
-        assert wait_for(lambda: (wd / 'ledger.jsonl').exists() and ledger(wd)
-                        and ledger(wd)[0].get('pid'))
+        assert wait_for(lambda:
+                        (wd / 'ledger.jsonl').exists() and ledger(wd) and ledger(wd)[0].get('pid'))
         job = ledger(wd)[0]['pid']
         before = sorted(p.name for p in wd.iterdir()), (wd / 'ledger.jsonl').read_bytes()
         tool = search_tool()
@@ -235,11 +243,11 @@ def test_reports_after_every_round(tmp_path, search_config, fake_script, monkeyp
     assert len((wd / 'leaderboard.csv').read_text().splitlines()) == 5
 
 
-def test_max_failures_stop_names_causes_and_logs_and_reports(tmp_path, search_config,
-                                                            fake_script, monkeypatch):
+def test_max_failures_stop_names_causes_and_logs_and_reports(tmp_path, search_config, fake_script,
+                                                             monkeypatch):
     monkeypatch.setenv('FAKE_BEHAVIOUR', json.dumps({'0': 'no_data', '1': 'no_data'}))
-    cfg = search_config(tmp_path / 's.py', fake_launcher(fake_script, 2), budget=4,
-                        num_init=2, max_failures=2)
+    cfg = search_config(
+        tmp_path / 's.py', fake_launcher(fake_script, 2), budget=4, num_init=2, max_failures=2)
     wd = tmp_path / 'wd'
     with pytest.raises(SearchStopped, match=r'2 candidates failed \(max_failures=2\)') as e:
         search([cfg, '--work-dir', str(wd)])
@@ -256,8 +264,7 @@ def test_max_failures_stop_names_causes_and_logs_and_reports(tmp_path, search_co
 
 # ---------------------------------------------------------------------- signals
 def spawn_hang_search(tmp_path, search_config, fake_script):
-    cfg = search_config(tmp_path / 's.py', fake_launcher(fake_script, 2), budget=2,
-                        num_init=2)
+    cfg = search_config(tmp_path / 's.py', fake_launcher(fake_script, 2), budget=2, num_init=2)
     wd = tmp_path / 'wd'
     pid_files = [wd / 'candidates' / f'{i:04d}' / 'worker.pid' for i in range(2)]
     return cfg, wd, pid_files
@@ -269,11 +276,14 @@ def running_processes(wd, pid_files):
     return [r['pid'] for r in ledger(wd)] + [int(p.read_text()) for p in pid_files]
 
 
-def test_sigterm_ends_jobs_with_their_workers_and_requeues_them(tmp_path, repo_root,
-                                                               search_config, fake_script):
+def test_sigterm_ends_jobs_with_their_workers_and_requeues_them(tmp_path, repo_root, search_config,
+                                                                fake_script):
     cfg, wd, pid_files = spawn_hang_search(tmp_path, search_config, fake_script)
-    proc = start_search(repo_root, cfg, wd,
-                        FAKE_BEHAVIOUR=json.dumps({'0': 'spawn_hang', '1': 'spawn_hang'}))
+    proc = start_search(
+        repo_root, cfg, wd, FAKE_BEHAVIOUR=json.dumps({
+            '0': 'spawn_hang',
+            '1': 'spawn_hang'
+        }))
     try:
         pids = running_processes(wd, pid_files)
     finally:
@@ -288,8 +298,8 @@ def test_sigterm_ends_jobs_with_their_workers_and_requeues_them(tmp_path, repo_r
     assert [(r['status'], r['attempts']) for r in ledger(wd)] == [('queued', 1)] * 2
 
 
-def test_ctrl_c_ends_jobs_with_their_workers_and_resume_trains_them(
-        tmp_path, search_config, fake_script, monkeypatch):
+def test_ctrl_c_ends_jobs_with_their_workers_and_resume_trains_them(tmp_path, search_config,
+                                                                    fake_script, monkeypatch):
     cfg, wd, pid_files = spawn_hang_search(tmp_path, search_config, fake_script)
     monkeypatch.setenv('FAKE_BEHAVIOUR', json.dumps({'0': 'spawn_hang', '1': 'spawn_hang'}))
     pids = []
@@ -338,8 +348,8 @@ def test_ctrl_c_ends_jobs_with_their_workers_and_resume_trains_them(
      "train_cfg.candidate.data_root='/no/such/dataset' does not exist"),
 ])
 def test_bad_search_config_is_one_error_line_and_writes_nothing(tmp_path, search_config,
-                                                                 fake_script, capsys, option,
-                                                                 message):
+                                                                fake_script, capsys, option,
+                                                                message):
     cfg = search_config(tmp_path / 's.py', fake_launcher(fake_script))
     tool = search_tool()
     wd = tmp_path / 'new'
@@ -355,12 +365,16 @@ def test_bad_search_config_is_one_error_line_and_writes_nothing(tmp_path, search
     assert [(p.name, p.read_text()) for p in old.iterdir()] == [('s.py', 'saved')]
 
 
-def test_bad_config_from_the_command_line_prints_no_traceback(tmp_path, repo_root,
-                                                              search_config, fake_script):
+def test_bad_config_from_the_command_line_prints_no_traceback(tmp_path, repo_root, search_config,
+                                                              fake_script):
     cfg = search_config(tmp_path / 's.py', fake_launcher(fake_script), budget=-3)
     wd = tmp_path / 'wd'
-    out = subprocess.run([sys.executable, str(TOOLS / 'search.py'), cfg, '--work-dir',
-                          str(wd)], cwd=str(repo_root), capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, str(TOOLS / 'search.py'), cfg, '--work-dir',
+         str(wd)],
+        cwd=str(repo_root),
+        capture_output=True,
+        text=True)
     assert out.returncode == 2 and out.stderr == (
         'error: train_cfg.budget=-3 is not allowed; expected a positive int (candidates to '
         'train)\n')
@@ -372,11 +386,12 @@ def test_resume_on_another_dataset_is_refused(tmp_path, search_config, fake_scri
     roads.mkdir()
     other.mkdir()
     wd = tmp_path / 'wd'
-    cfg = search_config(tmp_path / 's.py', fake_launcher(fake_script), budget=1, num_init=1,
-                        data_root=str(roads))
+    cfg = search_config(
+        tmp_path / 's.py', fake_launcher(fake_script), budget=1, num_init=1, data_root=str(roads))
     search([cfg, '--work-dir', str(wd)])
-    assert Ledger(wd / 'ledger.jsonl', readonly=True).setup == dict(
-        dataset=dict(data_root=str(roads), synthetic=None))
+    assert Ledger(
+        wd / 'ledger.jsonl',
+        readonly=True).setup == dict(dataset=dict(data_root=str(roads), synthetic=None))
     before = (wd / 'ledger.jsonl').read_bytes()
     listing = sorted(p.name for p in wd.iterdir())
     tool = search_tool()
@@ -388,15 +403,20 @@ def test_resume_on_another_dataset_is_refused(tmp_path, search_config, fake_scri
     for root in (other, None):  # another folder, or generated scenes instead
         option = f'train_cfg.candidate.data_root={root}' if root else \
             'train_cfg.candidate.data_root=None'
-        assert tool.cli([cfg, '--work-dir', str(wd), '--resume', '--cfg-options',
-                         'train_cfg.budget=2', option]) == 2
+        assert tool.cli([
+            cfg, '--work-dir',
+            str(wd), '--resume', '--cfg-options', 'train_cfg.budget=2', option
+        ]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"error: train_cfg.candidate: this search trained its "
                               f"candidates on data_root='{roads}', not on ") and \
             'would mix two datasets' in err, err
     with pytest.raises(SearchConfigError, match='would mix two datasets'):
-        search([cfg, '--work-dir', str(wd), '--resume', '--cfg-options',
-                f'train_cfg.candidate.data_root={other}', 'train_cfg.budget=2'])
+        search([
+            cfg, '--work-dir',
+            str(wd), '--resume', '--cfg-options', f'train_cfg.candidate.data_root={other}',
+            'train_cfg.budget=2'
+        ])
     assert (wd / 'ledger.jsonl').read_bytes() == before and not (wd / 'data').exists()
     search([cfg, '--work-dir', str(wd), '--resume', '--cfg-options', 'train_cfg.budget=2'])
     recs = ledger(wd)

@@ -7,16 +7,16 @@ import torch
 from scipy.stats import spearmanr
 from torch.nn import functional as F
 
-from seg101_mm.search.predictor import (DenseGINLayer, GINPredictor, encode_graphs,
-                                        fit_predictor, predict, self_loops)
+from seg101_mm.search.predictor import (DenseGINLayer, GINPredictor, encode_graphs, fit_predictor,
+                                        predict, self_loops)
 from seg101_mm.space import Genotype, sample
 
 
 def synthetic_miou(g: Genotype) -> float:
     """A known function of the graph (op counts and the head merge)."""
-    return (40 + 6 * sum(op == 'conv3x3' for op in g.stage_ops)
-            + 4 * sum(op == 'se' for op in g.group_b) + 5 * (g.head_merge == 'concat_head')
-            - 3 * sum(op == 'avgpool_0.25' for op in g.group_a))
+    return (40 + 6 * sum(op == 'conv3x3'
+                         for op in g.stage_ops) + 4 * sum(op == 'se' for op in g.group_b) + 5 *
+            (g.head_merge == 'concat_head') - 3 * sum(op == 'avgpool_0.25' for op in g.group_a))
 
 
 def _batch_inputs(n, num_extra, dtype):
@@ -25,8 +25,9 @@ def _batch_inputs(n, num_extra, dtype):
     agg = self_loops(adj).to(dtype)
     first = torch.bmm(agg, labels.to(dtype))
     y = torch.tensor([synthetic_miou(g) for g in gs], dtype=dtype)
-    extra = torch.randn(n, num_extra, generator=torch.Generator().manual_seed(1),
-                        dtype=dtype) if num_extra else None
+    extra = torch.randn(
+        n, num_extra, generator=torch.Generator().manual_seed(1),
+        dtype=dtype) if num_extra else None
     return first, agg, y, extra
 
 
@@ -70,12 +71,21 @@ def test_one_minibatch_trains_every_parameter_and_bn_statistics(num_extra):
     adj, labels = encode_graphs([sample(int(i)) for i in idx])
     with torch.no_grad():
         model.eval()
-        torch.testing.assert_close(model.head(model.embed(agg[idx], None, ex, first[idx])),
-                                   model(adj.double(), labels.double(), ex))
+        torch.testing.assert_close(
+            model.head(model.embed(agg[idx], None, ex, first[idx])),
+            model(adj.double(), labels.double(), ex))
 
 
-def _reference_fit(gs, ys, extra, epochs, seed, lr=0.005, betas=(0.0, 0.9), wd=1e-4,
-                   batch_size=16, eps=1e-8):
+def _reference_fit(gs,
+                   ys,
+                   extra,
+                   epochs,
+                   seed,
+                   lr=0.005,
+                   betas=(0.0, 0.9),
+                   wd=1e-4,
+                   batch_size=16,
+                   eps=1e-8):
     """The fit of docs/method.md s. 6 in float64, written out: Adam with bias correction by
     hand, L2 on the Linear weight matrices, cosine per minibatch, the last-batch rule."""
     torch.manual_seed(seed)
@@ -117,8 +127,9 @@ def test_fit_equals_a_written_out_reference_and_learns(num_extra):
     # the previous one (7 minibatches an epoch).
     gs = [sample(i) for i in range(137)]
     ys = [synthetic_miou(g) for g in gs]
-    extra = (np.random.default_rng(0).normal(size=(len(gs), num_extra)).astype(np.float32)
-             if num_extra else None)
+    extra = (
+        np.random.default_rng(0).normal(
+            size=(len(gs), num_extra)).astype(np.float32) if num_extra else None)
     tr = slice(0, 97)
     held = None if extra is None else extra[97:]
     ex_tr = None if extra is None else extra[tr]
@@ -159,8 +170,9 @@ def test_uncertainty_fit_and_errors():
     assert mean.shape == std.shape == (6, ) and std.min() > 0
     with pytest.raises(ValueError, match='got 6 genotypes but 5 targets'):
         fit_predictor(gs, ys[:5])
-    with pytest.raises(ValueError, match=r'extra features have 2 rows, expected one per '
-                                         r'genotype \(6\)'):
+    with pytest.raises(
+            ValueError, match=r'extra features have 2 rows, expected one per '
+            r'genotype \(6\)'):
         fit_predictor(gs, ys, extra=np.zeros((2, 1)))
     with pytest.raises(ValueError, match=r'extra features of shape \(4, 2\), got None'):
         GINPredictor(num_extra=2)(*encode_graphs(gs[:4]))

@@ -8,7 +8,7 @@ import torch
 from scipy.stats import spearmanr
 
 from seg101_mm.search.predictor import GINPredictor, encode_graphs, fit_predictor, predict
-from seg101_mm.search.strategy import (NPENASBO, NPENASNP, RandomSearch, build_strategy)
+from seg101_mm.search.strategy import NPENASBO, NPENASNP, RandomSearch, build_strategy
 from seg101_mm.space import Genotype, sample
 
 FAST = dict(epochs=30)
@@ -16,9 +16,9 @@ FAST = dict(epochs=30)
 
 def synthetic_miou(g: Genotype) -> float:
     """A known function of the graph: op counts and the head merge."""
-    return (40 + 6 * sum(op == 'conv3x3' for op in g.stage_ops)
-            + 4 * sum(op == 'se' for op in g.group_b) + 5 * (g.head_merge == 'concat_head')
-            - 3 * sum(op == 'avgpool_0.25' for op in g.group_a))
+    return (40 + 6 * sum(op == 'conv3x3'
+                         for op in g.stage_ops) + 4 * sum(op == 'se' for op in g.group_b) + 5 *
+            (g.head_merge == 'concat_head') - 3 * sum(op == 'avgpool_0.25' for op in g.group_a))
 
 
 def run(strategy, batch=3):
@@ -83,8 +83,8 @@ def test_ask_tell_distinct_canonical_and_deterministic(cfg):
 
 
 def test_rounds_are_synchronous_and_npenas_beats_random():
-    s = NPENASNP(num_init=6, top_k=4, num_candidates=60, predictor=dict(epochs=60), budget=22,
-                 seed=0)
+    s = NPENASNP(
+        num_init=6, top_k=4, num_candidates=60, predictor=dict(epochs=60), budget=22, seed=0)
     first = s.ask(100)
     assert len(first) == 6  # the initial random round
     assert s.ask(1) == []  # nothing new until the round's results are in
@@ -101,8 +101,13 @@ def test_rounds_are_synchronous_and_npenas_beats_random():
     # amplifies rounding differences, so single fits (and single searches) vary.
     best_np = [s.best()[1]]
     for seed in range(1, 5):
-        other = NPENASNP(num_init=6, top_k=4, num_candidates=60, predictor=dict(epochs=60),
-                         budget=22, seed=seed)
+        other = NPENASNP(
+            num_init=6,
+            top_k=4,
+            num_candidates=60,
+            predictor=dict(epochs=60),
+            budget=22,
+            seed=seed)
         run(other)
         best_np.append(other.best()[1])
     best_random = []
@@ -186,14 +191,23 @@ def test_state_dict_round_trip_gives_the_same_future():
 
 
 def test_zero_cost_guidance_constraints_prefilter_and_features():
-    def measure(g):
-        return dict(params=float(sum(op == 'conv3x3' for op in g.stage_ops)),
-                    proxy=synthetic_miou(g) + 0.5)
 
-    s = NPENASNP(num_init=4, top_k=3, num_candidates=40, predictor=FAST, budget=10, seed=0,
-                 measure=measure, constraints=dict(params=2.0),
-                 prefilter=dict(by='proxy', keep=10, descending=True),
-                 predictor_features=['proxy'])
+    def measure(g):
+        return dict(
+            params=float(sum(op == 'conv3x3' for op in g.stage_ops)),
+            proxy=synthetic_miou(g) + 0.5)
+
+    s = NPENASNP(
+        num_init=4,
+        top_k=3,
+        num_candidates=40,
+        predictor=FAST,
+        budget=10,
+        seed=0,
+        measure=measure,
+        constraints=dict(params=2.0),
+        prefilter=dict(by='proxy', keep=10, descending=True),
+        predictor_features=['proxy'])
     run(s)
     assert all(s.measured[k]['params'] <= 2.0 for k in s.proposed)
     # the prefilter kept the 10 best of the pool by proxy; the predictor ranked only those

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from seg101_mm.space import (GROUP_OPS_A, HEAD_MERGES, Genotype, HeadGenotype, mutate, sample)
+from seg101_mm.space import GROUP_OPS_A, HEAD_MERGES, Genotype, HeadGenotype, mutate, sample
 
 TEXT = ('ga=conv3x3,conv3x3,dil3_conv3x3,avgpool_0.25;gb=se,se,self_attention,avgpool_0.25;'
         'st=conv3x3,dil5_conv3x3,avgpool_0.75,conv3x3;h0=01+02+13/01+12;h1=02+03+23/01+02;'
@@ -33,20 +33,22 @@ def test_genotype_is_immutable_and_hashable():
     assert len({g, Genotype.parse(TEXT)}) == 1
 
 
-@pytest.mark.parametrize('text, field, bad', [
-    (TEXT.replace('ga=conv3x3', 'ga=conv7x7'), 'ga', 'conv7x7'),
-    (TEXT.replace('gb=se,se', 'gb=conv3x3,se'), 'gb', 'conv3x3'),  # conv3x3 is category A only
-    (TEXT.replace('st=conv3x3,dil5_conv3x3,', 'st=dil5_conv3x3,'), 'st', '3'),
-    (TEXT.replace('h0=01+02+13', 'h0=01+01+13'), 'h0.l1', '(0, 1)'),
-    (TEXT.replace('h0=01+02+13', 'h0=01+02+14'), 'h0.l1', '(1, 4)'),
-    (TEXT.replace('h0=01+02+13', 'h0=10+02+13'), 'h0.l1', '(1, 0)'),
-    (TEXT.replace('/01+12;h1', '/01+13;h1'), 'h0.l2', '(1, 3)'),
-    (TEXT.replace('/01+12;h1', '/01;h1'), 'h0.l2', '01'),
-    (TEXT.replace('hm=concat_head', 'hm=sum_head'), 'hm', 'sum_head'),
-    (TEXT.replace(';hm=concat_head', ''), 'text', 'missing'),
-    (TEXT + ';xx=1', 'text', 'xx'),
-    ('garbage', 'text', 'garbage'),
-])
+@pytest.mark.parametrize(
+    'text, field, bad',
+    [
+        (TEXT.replace('ga=conv3x3', 'ga=conv7x7'), 'ga', 'conv7x7'),
+        (TEXT.replace('gb=se,se', 'gb=conv3x3,se'), 'gb', 'conv3x3'),  # conv3x3 is category A only
+        (TEXT.replace('st=conv3x3,dil5_conv3x3,', 'st=dil5_conv3x3,'), 'st', '3'),
+        (TEXT.replace('h0=01+02+13', 'h0=01+01+13'), 'h0.l1', '(0, 1)'),
+        (TEXT.replace('h0=01+02+13', 'h0=01+02+14'), 'h0.l1', '(1, 4)'),
+        (TEXT.replace('h0=01+02+13', 'h0=10+02+13'), 'h0.l1', '(1, 0)'),
+        (TEXT.replace('/01+12;h1', '/01+13;h1'), 'h0.l2', '(1, 3)'),
+        (TEXT.replace('/01+12;h1', '/01;h1'), 'h0.l2', '01'),
+        (TEXT.replace('hm=concat_head', 'hm=sum_head'), 'hm', 'sum_head'),
+        (TEXT.replace(';hm=concat_head', ''), 'text', 'missing'),
+        (TEXT + ';xx=1', 'text', 'xx'),
+        ('garbage', 'text', 'garbage'),
+    ])
 def test_malformed_text_names_field_and_value(text, field, bad):
     with pytest.raises(ValueError) as exc:
         Genotype.parse(text)
@@ -99,7 +101,9 @@ def test_canonical_key_is_invariant_under_the_three_symmetries():
     for seed in range(30):
         g = sample(seed)
         for _ in range(5):
-            other = _permuted(g, rng.random() < 0.5, [rng.choice(perms), rng.choice(perms)],
+            other = _permuted(g,
+                              rng.random() < 0.5,
+                              [rng.choice(perms), rng.choice(perms)],
                               [rng.random() < 0.5, rng.random() < 0.5])
             assert other.key == g.key
             assert other.canonical() == g.canonical()
@@ -114,8 +118,9 @@ def test_canonical_key_separates_different_networks():
     # Same layer-1 set but layer-2 wired to different stage pairs.
     rewired = Genotype.parse(TEXT.replace('h0=01+02+13/01+12', 'h0=01+02+13/02+12'))
     # Group ops are bound to fixed backbone channels: permuting them is a different network.
-    permuted_groups = Genotype.parse(TEXT.replace('ga=conv3x3,conv3x3,dil3_conv3x3,avgpool_0.25',
-                                                  'ga=avgpool_0.25,conv3x3,dil3_conv3x3,conv3x3'))
+    permuted_groups = Genotype.parse(
+        TEXT.replace('ga=conv3x3,conv3x3,dil3_conv3x3,avgpool_0.25',
+                     'ga=avgpool_0.25,conv3x3,dil3_conv3x3,conv3x3'))
     keys = {g.key, changed_l2.key, rewired.key, permuted_groups.key}
     assert len(keys) == 4
     # Over random samples, equal keys only where the genotypes are related by a symmetry.

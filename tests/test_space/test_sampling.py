@@ -6,27 +6,38 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from seg101_mm.space import (GROUP_OPS_A, GROUP_OPS_B, HEAD_MERGES, STAGE_OPS, Genotype,
-                             Mutator, enumerate_space, mutate, sample, space_breakdown,
-                             space_size)
+from seg101_mm.space import (GROUP_OPS_A, GROUP_OPS_B, HEAD_MERGES, STAGE_OPS, Genotype, Mutator,
+                             enumerate_space, mutate, sample, space_breakdown, space_size)
 
 
 def test_space_size_value_and_breakdown():
     assert space_size() == 93_312_000_000
     b = space_breakdown()
-    assert b == {'group_ops_a': 81, 'group_ops_b': 256, 'stage_ops': 625,
-                 'layer1_pairs_per_head': 20, 'layer2_pairs_per_head': 3, 'heads': 2,
-                 'head_merge': 2}
+    assert b == {
+        'group_ops_a': 81,
+        'group_ops_b': 256,
+        'stage_ops': 625,
+        'layer1_pairs_per_head': 20,
+        'layer2_pairs_per_head': 3,
+        'heads': 2,
+        'head_merge': 2
+    }
     # The paper's 6.48e8 counts one op per stage instead of one per channel group.
     paper = 3 * 3 * 4 * 4 * 5**4 * (math.comb(6, 3) * math.comb(3, 2))**2 * 2
     assert paper == 648_000_000
 
 
 @pytest.mark.parametrize('domains', [
-    dict(group_ops_a=('conv3x3', ), group_ops_b=('se', ), stage_ops=('conv3x3', ),
-         head_merges=('concat_head', )),
-    dict(group_ops_a=('conv3x3', 'avgpool_0.25'), group_ops_b=('se', ), stage_ops=('conv3x3', ),
-         head_merges=HEAD_MERGES),
+    dict(
+        group_ops_a=('conv3x3', ),
+        group_ops_b=('se', ),
+        stage_ops=('conv3x3', ),
+        head_merges=('concat_head', )),
+    dict(
+        group_ops_a=('conv3x3', 'avgpool_0.25'),
+        group_ops_b=('se', ),
+        stage_ops=('conv3x3', ),
+        head_merges=HEAD_MERGES),
 ])
 def test_counting_formula_matches_brute_force_enumeration(domains):
     genotypes = set(enumerate_space(**domains))
@@ -84,8 +95,11 @@ def test_mutation_never_returns_the_parent_key_and_is_reproducible():
 def test_mutation_rates_follow_the_authors_probabilities():
     parent = sample(3)
     n = 4000
-    children = [Mutator(p_head_merge=0.6, max_tries=1)._mutate_once(parent, __import__(
-        'random').Random(s)) for s in range(n)]
+    children = [
+        Mutator(p_head_merge=0.6, max_tries=1)._mutate_once(parent,
+                                                            __import__('random').Random(s))
+        for s in range(n)
+    ]
     flip = np.mean([c.head_merge != parent.head_merge for c in children])
     assert abs(flip - 0.6) < 0.03
     # a category-A slot changes with p 0.6 * 0.375 = 0.225, always to a different op
@@ -104,5 +118,5 @@ def test_mutation_with_only_one_event_changes_only_that_variable():
     m = Mutator(p_group=0, p_stage=0, p_head_merge=1.0, p_pairs=0)
     child = m(parent, 0)
     assert child.head_merge != parent.head_merge
-    assert (child.group_a, child.group_b, child.stage_ops, child.heads) == (
-        parent.group_a, parent.group_b, parent.stage_ops, parent.heads)
+    assert (child.group_a, child.group_b, child.stage_ops,
+            child.heads) == (parent.group_a, parent.group_b, parent.stage_ops, parent.heads)

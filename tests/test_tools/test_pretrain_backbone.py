@@ -6,20 +6,20 @@ import sys
 import pytest
 import torch
 from mmengine.registry import init_default_scope
+from tool_helpers import GENOTYPE_UNUSED_S4, TOOLS, run_tool, write_tiny_config
 
 import seg101_mm  # noqa: F401
 from seg101_mm.models import build_seg101
-from seg101_mm.models.backbone_weights import (backbone_init_cfg, extract_backbone,
-                                               file_sha256, load_backbone_record,
-                                               pretrained_weights_sha256, weights_sha256)
-from tool_helpers import GENOTYPE_UNUSED_S4, TOOLS, run_tool, write_tiny_config
+from seg101_mm.models.backbone_weights import (backbone_init_cfg, extract_backbone, file_sha256,
+                                               load_backbone_record, pretrained_weights_sha256,
+                                               weights_sha256)
 
 
 def _segmentor(seed, backbone_checkpoint=None):
     torch.manual_seed(seed)
     init_default_scope('mmseg')
-    model = build_seg101(GENOTYPE_UNUSED_S4, num_classes=2,
-                         backbone_checkpoint=backbone_checkpoint)
+    model = build_seg101(
+        GENOTYPE_UNUSED_S4, num_classes=2, backbone_checkpoint=backbone_checkpoint)
     model.init_weights()
     return model
 
@@ -61,8 +61,8 @@ def test_extracted_backbone_loads_through_init_cfg(tmp_path):
         load_backbone_record(out)
     torch.save(dict(state_dict=backbone_state, meta=dict(seed=0)), out)
 
-    assert backbone_init_cfg(out) == dict(type='Pretrained', checkpoint=str(out),
-                                          prefix='backbone.')
+    assert backbone_init_cfg(out) == dict(
+        type='Pretrained', checkpoint=str(out), prefix='backbone.')
     fresh = _segmentor(1, backbone_checkpoint=str(out))  # init_cfg=backbone_init_cfg(out)
     for k, v in fresh.backbone.state_dict().items():
         torch.testing.assert_close(v, trained.state_dict()['backbone.' + k], msg=k)
@@ -84,8 +84,10 @@ def test_extract_errors_name_the_file(tmp_path):
 def test_pretrain_backbone_tool_trains_resumes_and_extracts(tmp_path, tiny_dataset):
     cfg = write_tiny_config(tmp_path / 'tiny.py', tiny_dataset, max_iters=2)
     out = tmp_path / 'cache' / 'bb.pth'
-    cmd = [sys.executable, TOOLS / 'pretrain_backbone.py', cfg, '--out', out, '--seed', '3',
-           '--work-dir', tmp_path / 'wd']
+    cmd = [
+        sys.executable, TOOLS / 'pretrain_backbone.py', cfg, '--out', out, '--seed', '3',
+        '--work-dir', tmp_path / 'wd'
+    ]
     first = run_tool(cmd)
     sha = json.loads((tmp_path / 'cache' / 'bb.pth.json').read_text())['weights_sha256']
     assert f'weights sha256: {sha}' in first.stdout
@@ -97,8 +99,10 @@ def test_pretrain_backbone_tool_trains_resumes_and_extracts(tmp_path, tiny_datas
 
 
 def test_pretrain_backbone_bad_arguments_are_one_line(tmp_path):
-    proc = run_tool_failing([sys.executable, TOOLS / 'pretrain_backbone.py',
-                             tmp_path / 'missing.py', '--out', tmp_path / 'bb.pth'])
+    proc = run_tool_failing([
+        sys.executable, TOOLS / 'pretrain_backbone.py', tmp_path / 'missing.py', '--out',
+        tmp_path / 'bb.pth'
+    ])
     assert 'config not found: ' in proc.stderr and 'Traceback' not in proc.stderr
     assert not (tmp_path / 'bb.pth').exists()
 
@@ -107,7 +111,10 @@ def run_tool_failing(args):
     import subprocess
 
     from tool_helpers import tool_env
-    proc = subprocess.run([str(a) for a in args], env=tool_env(), capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run([str(a) for a in args],
+                          env=tool_env(),
+                          capture_output=True,
+                          text=True,
+                          timeout=120)
     assert proc.returncode != 0
     return proc

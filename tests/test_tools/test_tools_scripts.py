@@ -8,7 +8,6 @@ import stat
 import subprocess
 
 import pytest
-
 from tool_helpers import REPO_ROOT, TOOLS
 
 RECORDER = """#!/usr/bin/env bash
@@ -23,12 +22,20 @@ def _recorder(path, out):
 
 
 def _run(script, args, env_extra, tmp_path):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ('NNODES', 'NODE_RANK', 'PORT', 'MASTER_ADDR', 'GPUS', 'GPUS_PER_NODE',
-                        'CPUS_PER_TASK', 'SRUN_ARGS')}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ('NNODES', 'NODE_RANK', 'PORT', 'MASTER_ADDR', 'GPUS', 'GPUS_PER_NODE',
+                     'CPUS_PER_TASK', 'SRUN_ARGS')
+    }
     env.update(env_extra)
-    return subprocess.run(['bash', str(TOOLS / script)] + args, env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        ['bash', str(TOOLS / script)] + args,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30)
 
 
 @pytest.mark.parametrize('script,positional,entry', [
@@ -39,9 +46,14 @@ def test_dist_scripts_call_torchrun_and_pass_extra_args(tmp_path, script, positi
     out = tmp_path / 'argv.txt'
     fake_python = _recorder(tmp_path / 'fake_python', out)
     extra = ['--work-dir', 'w d', '--cfg-options', 'train_cfg.max_iters=5', 'a.b=[1,2]']
-    proc = _run(script, positional + extra,
-                dict(PYTHON=str(fake_python), NNODES='2', NODE_RANK='1', PORT='29777',
-                     MASTER_ADDR='10.0.0.5'), tmp_path)
+    proc = _run(
+        script, positional + extra,
+        dict(
+            PYTHON=str(fake_python),
+            NNODES='2',
+            NODE_RANK='1',
+            PORT='29777',
+            MASTER_ADDR='10.0.0.5'), tmp_path)
     assert proc.returncode == 0, proc.stderr
     argv = out.read_text().splitlines()
     assert argv == [
@@ -57,16 +69,18 @@ def test_dist_train_defaults_to_one_local_node(tmp_path):
     proc = _run('dist_train.sh', ['cfg.py', '4'], dict(PYTHON=str(fake_python)), tmp_path)
     assert proc.returncode == 0, proc.stderr
     argv = out.read_text().splitlines()
-    assert argv[2:7] == ['--nnodes=1', '--node_rank=0', '--master_addr=127.0.0.1',
-                         '--nproc_per_node=4', '--master_port=29500']
+    assert argv[2:7] == [
+        '--nnodes=1', '--node_rank=0', '--master_addr=127.0.0.1', '--nproc_per_node=4',
+        '--master_port=29500'
+    ]
     assert argv[-3:] == ['cfg.py', '--launcher', 'pytorch']
 
 
 @pytest.mark.parametrize('script,positional,entry', [
-    ('slurm_train.sh', ['gpu_part', 'seg101', 'cfg.py', 'work dir'],
-     ['train.py', 'cfg.py', '--work-dir=work dir']),
-    ('slurm_test.sh', ['gpu_part', 'seg101', 'cfg.py', 'ckpt.pth'],
-     ['test.py', 'cfg.py', 'ckpt.pth']),
+    ('slurm_train.sh', ['gpu_part', 'seg101', 'cfg.py', 'work dir'
+                        ], ['train.py', 'cfg.py', '--work-dir=work dir']),
+    ('slurm_test.sh', ['gpu_part', 'seg101', 'cfg.py', 'ckpt.pth'
+                       ], ['test.py', 'cfg.py', 'ckpt.pth']),
 ])
 def test_slurm_scripts_call_srun_and_pass_extra_args(tmp_path, script, positional, entry):
     out = tmp_path / 'argv.txt'
@@ -74,17 +88,22 @@ def test_slurm_scripts_call_srun_and_pass_extra_args(tmp_path, script, positiona
     bin_dir.mkdir()
     _recorder(bin_dir / 'srun', out)
     extra = ['--cfg-options', 'x=1 2', '--resume']
-    proc = _run(script, positional + extra,
-                dict(PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}', GPUS='8',
-                     GPUS_PER_NODE='4', CPUS_PER_TASK='6', SRUN_ARGS='--mem=0 --time=10',
-                     PYTHON='python3'), tmp_path)
+    proc = _run(
+        script, positional + extra,
+        dict(
+            PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}',
+            GPUS='8',
+            GPUS_PER_NODE='4',
+            CPUS_PER_TASK='6',
+            SRUN_ARGS='--mem=0 --time=10',
+            PYTHON='python3'), tmp_path)
     assert proc.returncode == 0, proc.stderr
     argv = out.read_text().splitlines()
     tool, rest = entry[0], entry[1:]
     assert argv == [
-        '-p', 'gpu_part', '--job-name=seg101', '--gres=gpu:4', '--ntasks=8',
-        '--ntasks-per-node=4', '--cpus-per-task=6', '--kill-on-bad-exit=1', '--mem=0',
-        '--time=10', 'python3', '-u', str(TOOLS / tool)
+        '-p', 'gpu_part', '--job-name=seg101', '--gres=gpu:4', '--ntasks=8', '--ntasks-per-node=4',
+        '--cpus-per-task=6', '--kill-on-bad-exit=1', '--mem=0', '--time=10', 'python3', '-u',
+        str(TOOLS / tool)
     ] + rest + ['--launcher=slurm'] + extra
 
 

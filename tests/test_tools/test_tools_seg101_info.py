@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch.nn as nn
 from mmengine.config import Config
+from tool_helpers import GENOTYPE_UNUSED_S4, load_tool, write_tiny_config
 
 from seg101_mm.models import build_seg101
 from seg101_mm.space import Genotype
-from tool_helpers import GENOTYPE_UNUSED_S4, load_tool, write_tiny_config
 
 info = load_tool('analysis_tools/seg101_info.py')
 
@@ -41,8 +41,8 @@ def test_genotype_route_prints_the_true_param_count_and_draws_a_png(tmp_path, ca
     assert head0['l3']['out_channels'] == 72 + 160
     assert summary['heads'][1]['l3']['out_channels'] == 336
     hm = summary['head_merge']
-    assert (hm['type'], hm['in_channels'], hm['classifier_channels'], hm['num_classes']) == (
-        'concat_head', 232 + 336, (232 + 336) // 2, 2)
+    assert (hm['type'], hm['in_channels'], hm['classifier_channels'],
+            hm['num_classes']) == ('concat_head', 232 + 336, (232 + 336) // 2, 2)
     assert summary['stages_unused'] == []
     assert 'L1.2 = Merge(F2, F4): 64 + 384 -> 224 ch' in printed
     assert 'Head merge: concat_head of head 0 and head 1 (568 ch) -> 284 ch' in printed
@@ -64,7 +64,6 @@ def test_config_route_reads_the_genotype_and_builds_the_configs_model(tmp_path, 
     printed = capsys.readouterr().out
     cfg = Config.fromfile(config)
     from mmengine.registry import init_default_scope
-
     from mmseg.registry import MODELS
     init_default_scope('mmseg')
     expected = sum(p.numel() for p in MODELS.build(cfg.model).parameters())

@@ -1,5 +1,6 @@
 """The pieces of tools/train.py and tools/test.py that are not mmengine's: CPU distributed set-up,
-SyncBN replacement, AMP switch, work-dir priority, CLI; and the mmcv-lite check the Runner makes."""
+SyncBN replacement, AMP switch, work-dir priority, CLI; and the mmcv-lite check the Runner
+makes."""
 import os
 import pkgutil
 
@@ -7,23 +8,25 @@ import pytest
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
-
 from tool_helpers import free_port, load_tool
 
 train = load_tool('train.py')
 
 
 def _cfg(**extra):
-    cfg = Config(dict(
-        norm_cfg=dict(type='SyncBN', requires_grad=True),
-        model=dict(
-            type='EncoderDecoder',
-            backbone=dict(type='ResNetV1c', norm_cfg=dict(type='SyncBN', requires_grad=True)),
-            decode_head=dict(type='ASPPHead', norm_cfg=dict(type='BN'),
-                             loss_decode=[dict(type='CrossEntropyLoss'),
-                                          dict(type='DiceLoss')])),
-        optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01)),
-        **extra))
+    cfg = Config(
+        dict(
+            norm_cfg=dict(type='SyncBN', requires_grad=True),
+            model=dict(
+                type='EncoderDecoder',
+                backbone=dict(type='ResNetV1c', norm_cfg=dict(type='SyncBN', requires_grad=True)),
+                decode_head=dict(
+                    type='ASPPHead',
+                    norm_cfg=dict(type='BN'),
+                    loss_decode=[dict(type='CrossEntropyLoss'),
+                                 dict(type='DiceLoss')])),
+            optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01)),
+            **extra))
     return cfg
 
 
@@ -75,7 +78,9 @@ def test_prepare_cpu_distributed_initialises_gloo_and_a_cpu_ddp_wrapper(monkeypa
         assert torch_dist.get_backend() == 'gloo'
         assert torch_dist.get_world_size() == 1
         assert cfg.model_wrapper_cfg == dict(
-            type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+            type='MMDistributedDataParallel',
+            device_ids=None,
+            broadcast_buffers=False,
             find_unused_parameters=True)
         assert cfg.model.backbone.norm_cfg == dict(type='BN', requires_grad=True)
         assert cfg.norm_cfg.type == 'BN'
@@ -83,8 +88,8 @@ def test_prepare_cpu_distributed_initialises_gloo_and_a_cpu_ddp_wrapper(monkeypa
         assert cfg.sync_bn is None  # would turn BN back into SyncBN in Runner.wrap_model
         # a second call (e.g. tools/test.py after training in one process) keeps the group
         # and a wrapper the config already names
-        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
-                                     find_unused_parameters=False)
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel', device_ids=None, find_unused_parameters=False)
         assert train.prepare_cpu_distributed(cfg, 'pytorch') is True
         assert cfg.model_wrapper_cfg.find_unused_parameters is False
     finally:
@@ -128,11 +133,11 @@ def test_runners_mmcv_full_check_answers_with_the_standin():
 def test_parse_args_matches_mmseg_cli(monkeypatch):
     monkeypatch.delenv('LOCAL_RANK', raising=False)
     args = train.parse_args([
-        'cfg.py', '--work-dir', 'w', '--resume', '--amp', '--launcher', 'pytorch',
-        '--local-rank', '3', '--cfg-options', 'train_cfg.max_iters=7', 'model.a=[1,2]'
+        'cfg.py', '--work-dir', 'w', '--resume', '--amp', '--launcher', 'pytorch', '--local-rank',
+        '3', '--cfg-options', 'train_cfg.max_iters=7', 'model.a=[1,2]'
     ])
-    assert (args.config, args.work_dir, args.resume, args.amp, args.launcher) == (
-        'cfg.py', 'w', True, True, 'pytorch')
+    assert (args.config, args.work_dir, args.resume, args.amp,
+            args.launcher) == ('cfg.py', 'w', True, True, 'pytorch')
     assert args.cfg_options == {'train_cfg.max_iters': 7, 'model.a': [1, 2]}
     assert os.environ['LOCAL_RANK'] == '3'
     with pytest.raises(SystemExit):
@@ -141,14 +146,16 @@ def test_parse_args_matches_mmseg_cli(monkeypatch):
 
 def test_test_tool_options_reach_the_config(tmp_path):
     test = load_tool('test.py')
-    cfg = Config(dict(
-        model=dict(type='EncoderDecoder'),
-        test_evaluator=[dict(type='IoUMetric'), dict(type='SegPaperMetric')],
-        default_hooks=dict(visualization=dict(type='SegVisualizationHook')),
-        visualizer=dict(type='SegLocalVisualizer'),
-        test_dataloader=dict(dataset=dict(pipeline=['test'])),
-        tta_pipeline=['tta'],
-        tta_model=dict(type='SegTTAModel')))
+    cfg = Config(
+        dict(
+            model=dict(type='EncoderDecoder'),
+            test_evaluator=[dict(type='IoUMetric'),
+                            dict(type='SegPaperMetric')],
+            default_hooks=dict(visualization=dict(type='SegVisualizationHook')),
+            visualizer=dict(type='SegLocalVisualizer'),
+            test_dataloader=dict(dataset=dict(pipeline=['test'])),
+            tta_pipeline=['tta'],
+            tta_model=dict(type='SegTTAModel')))
     args = test.parse_args(['cfg.py', 'ckpt.pth', '--show-dir', str(tmp_path / 'vis'), '--tta'])
     test.trigger_visualization_hook(cfg, args)
     assert cfg.default_hooks.visualization.draw is True

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from tool_helpers import (GENOTYPE_UNUSED_S4, REPO_ROOT, free_port, run_tool, tool_env,
                           write_tiny_config)
 

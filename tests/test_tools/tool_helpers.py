@@ -80,17 +80,20 @@ def tool_env(**extra):
     """Environment for a tool subprocess: one thread per process, repo importable."""
     env = dict(os.environ)
     env.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHONWARNINGS='ignore')
-    env['PYTHONPATH'] = os.pathsep.join(
-        [str(REPO_ROOT)] + ([env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
+    env['PYTHONPATH'] = os.pathsep.join([str(REPO_ROOT)] +
+                                        ([env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
     env.update(extra)
     return env
 
 
 def run_tool(args, timeout=240, env=None, cwd=None):
     """Run a command, return the CompletedProcess; fail the test with its output if it fails."""
-    proc = subprocess.run(
-        [str(a) for a in args], cwd=cwd or REPO_ROOT, env=env or tool_env(),
-        capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([str(a) for a in args],
+                          cwd=cwd or REPO_ROOT,
+                          env=env or tool_env(),
+                          capture_output=True,
+                          text=True,
+                          timeout=timeout)
     if proc.returncode != 0:
         pytest.fail(f'{args} exited with {proc.returncode}\n--- stdout ---\n'
                     f'{proc.stdout[-4000:]}\n--- stderr ---\n{proc.stderr[-4000:]}')

@@ -4,8 +4,7 @@ import sys
 import pytest
 
 import seg101_mm  # noqa: F401
-from seg101_mm.utils import MissingCompiledOpError
-from seg101_mm.utils import compat
+from seg101_mm.utils import MissingCompiledOpError, compat
 
 
 def test_mmseg_models_import_and_registry_holds_our_modules():
@@ -15,12 +14,14 @@ def test_mmseg_models_import_and_registry_holds_our_modules():
         assert MODELS.get(name) is not None, name
 
 
-@pytest.mark.skipif(not compat.mmcv_ext_standin_active(),
-                    reason='stand-in inactive on this stack (full mmcv, or an mmseg that guards '
-                    'its mmcv.ops imports)')
+@pytest.mark.skipif(
+    not compat.mmcv_ext_standin_active(),
+    reason='stand-in inactive on this stack (full mmcv, or an mmseg that guards '
+    'its mmcv.ops imports)')
 def test_standin_raises_a_clear_error_naming_the_op():
     import torch
     from mmcv.ops import nms, point_sample
+
     # pure-PyTorch ops keep working
     assert point_sample(torch.rand(1, 2, 8, 8), torch.rand(1, 5, 2)).shape == (1, 2, 5)
     with pytest.raises(MissingCompiledOpError, match="'nms'.*mmcv-lite"):

@@ -6,8 +6,7 @@ from importlib import metadata
 import pytest
 
 import seg101_mm  # noqa: F401
-from seg101_mm.utils import Shim, shim_status, stack_name
-from seg101_mm.utils import compat
+from seg101_mm.utils import Shim, compat, shim_status, stack_name
 
 SHIMS = ('mmcv_ext_standin', 'trusted_checkpoint_loader', 'setuptools_below_82',
          'missing_ops_warning_filter')
@@ -89,8 +88,11 @@ def test_runner_checkpoint_round_trip_on_this_stack(tmp_path):
     hub.update_scalar('train/loss', 0.75)
     hub.update_info('best_score', np.float64(61.5))
     path = tmp_path / 'iter_2.pth'
-    save_checkpoint(dict(meta=dict(iter=2, seed=np.int64(0)), state_dict={'w': torch.ones(3)},
-                         message_hub=hub.state_dict()), str(path))
+    save_checkpoint(
+        dict(
+            meta=dict(iter=2, seed=np.int64(0)),
+            state_dict={'w': torch.ones(3)},
+            message_hub=hub.state_dict()), str(path))
     loaded = CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
     assert torch.equal(loaded['state_dict']['w'], torch.ones(3))
     buffer = loaded['message_hub']['log_scalars']['train/loss']
@@ -116,15 +118,18 @@ def test_loader_override_stays_off_where_mmengine_loads_its_checkpoints(monkeypa
 def test_pkg_resources_need_matches_the_installed_mmengine():
     import mmengine
     needs = compat.mmengine_needs_pkg_resources()
-    assert needs == (compat._version_tuple(mmengine.__version__) <= (0, 10, 7)
-                     and _installed('onedl-mmengine') is None)
+    assert needs == (
+        compat._version_tuple(mmengine.__version__) <= (0, 10, 7)
+        and _installed('onedl-mmengine') is None)
     if needs:
         assert compat.pkg_resources_available(), "mmengine needs pip install 'setuptools<82'"
 
 
 def test_command_line_report():
     out = subprocess.run([sys.executable, '-W', 'ignore', '-m', 'seg101_mm.utils.compat'],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True,
+                         text=True,
+                         timeout=120)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert f'OpenMMLab stack: {stack_name()}' in lines
@@ -141,8 +146,7 @@ def test_importing_mmseg_models_gives_no_missing_ops_warning():
             '    import seg101_mm, mmseg.models\n'
             'print([str(w.message)[:60] for w in caught if "Fail to import" in '
             'str(w.message)])\n')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == '[]'
     assert 'Fail to import' not in out.stderr

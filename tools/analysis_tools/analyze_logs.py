@@ -37,8 +37,14 @@ def run(args):
     logs = [load_json_log(path) for path in args.json_logs]
     for line in summarize(logs, args.keys, args.json_logs):
         print(line)
-    out = plot_curve(logs, args.keys, legend=args.legend, title=args.title, out=args.out,
-                     style=args.style, backend=args.backend)
+    out = plot_curve(
+        logs,
+        args.keys,
+        legend=args.legend,
+        title=args.title,
+        out=args.out,
+        style=args.style,
+        backend=args.backend)
     if out:
         print(f'plot written to {out}')
     return logs

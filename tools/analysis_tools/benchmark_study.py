@@ -15,8 +15,11 @@ def parse_args(argv=None):
     p.add_argument('--fig-dir', default='docs/figures/study', help='PNGs and study.json')
     p.add_argument('--bootstrap', type=int, default=1000, help='bootstrap resamples')
     p.add_argument('--sim-seeds', type=int, default=100, help='seeds of the simulation')
-    p.add_argument('--sim-epochs', type=int, default=200,
-                   help='predictor epochs per round of the simulated NPENAS-NP')
+    p.add_argument(
+        '--sim-epochs',
+        type=int,
+        default=200,
+        help='predictor epochs per round of the simulated NPENAS-NP')
     p.add_argument('--predictor-repeats', type=int, default=5)
     p.add_argument('--predictor-epochs', type=int, default=300)
     args = p.parse_args(argv)
@@ -31,11 +34,16 @@ def main(argv=None) -> int:
     from seg101_mm.benchmark import BenchmarkError
     from seg101_mm.benchmark.report import write_study
     try:
-        res = write_study(args.benchmark, args.out, args.fig_dir,
-                          num_bootstrap=args.bootstrap, sim_seeds=args.sim_seeds,
-                          sim_epochs=args.sim_epochs, predictor_repeats=args.predictor_repeats,
-                          predictor_epochs=args.predictor_epochs,
-                          progress=lambda m: print(f'[study] {m}', file=sys.stderr))
+        res = write_study(
+            args.benchmark,
+            args.out,
+            args.fig_dir,
+            num_bootstrap=args.bootstrap,
+            sim_seeds=args.sim_seeds,
+            sim_epochs=args.sim_epochs,
+            predictor_repeats=args.predictor_repeats,
+            predictor_epochs=args.predictor_epochs,
+            progress=lambda m: print(f'[study] {m}', file=sys.stderr))
     except BenchmarkError as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

@@ -17,13 +17,19 @@ from mmengine.config import DictAction
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description='Build SEG101-Bench with the search machinery')
-    p.add_argument('config', help='benchmark config (a RandomSearch search config with a '
-                   'BenchmarkExportHook)')
+    p.add_argument(
+        'config',
+        help='benchmark config (a RandomSearch search config with a '
+        'BenchmarkExportHook)')
     p.add_argument('--num', type=int, help='entries to reach (train_cfg.budget)')
     p.add_argument('--work-dir', help='the dir of the build\'s search (ledger, candidates)')
     p.add_argument('--out', help='benchmark file (default: the hook\'s out)')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
-                   help='override settings of the config')
+    p.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default=None,
+        help='override settings of the config')
     return p.parse_args(argv)
 
 

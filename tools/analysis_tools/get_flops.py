@@ -19,6 +19,7 @@ import sys
 
 import seg101_mm  # noqa: F401  (registers modules and applies compat fixes; must come first)
 
+# isort: split
 from mmengine.config import DictAction
 
 from seg101_mm.tools.common import ToolError, build_inference_model, load_config, parse_shape
@@ -29,11 +30,16 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Get the FLOPs of a segmentor')
     parser.add_argument('config', help='train config file path')
     parser.add_argument(
-        '--shape', type=int, nargs='+', help='input image size H [W] (default: the model\'s '
+        '--shape',
+        type=int,
+        nargs='+',
+        help='input image size H [W] (default: the model\'s '
         'data_preprocessor size, else 512 512)')
     parser.add_argument('--json', help='also write flops, params and input_shape to this file')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override some settings in the used config, the key-value pair in xxx=yyy format '
         'will be merged into the config file')
     return parser.parse_args(argv)

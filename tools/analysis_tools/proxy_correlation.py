@@ -27,9 +27,8 @@ from pathlib import Path
 import numpy as np
 
 import seg101_mm  # noqa: F401
-from seg101_mm.proxies.correlation import (PAPER_NUM_ARCHITECTURES, PAPER_TABLE2_SPEARMAN,
-                                           join, rank_correlation, read_records,
-                                           spans_decades)
+from seg101_mm.proxies.correlation import (PAPER_NUM_ARCHITECTURES, PAPER_TABLE2_SPEARMAN, join,
+                                           rank_correlation, read_records, spans_decades)
 
 NON_PROXY_COLUMNS = {'key', 'genotype', 'status', 'seconds', 'chunk_size', 'reasons', 'config'}
 
@@ -42,8 +41,12 @@ def parse_args(argv=None):
     measured.add_argument('--miou-csv', help='CSV/JSON with genotype (or key) and mIoU')
     p.add_argument('--metric', default='mIoU', help='measured metric name')
     p.add_argument('--proxies', nargs='+', help='proxies to correlate (default: all columns)')
-    p.add_argument('--top-k', type=int, nargs='+', default=[5, 10, 20],
-                   help='k of precision at top-k (n/a where k exceeds the number of architectures)')
+    p.add_argument(
+        '--top-k',
+        type=int,
+        nargs='+',
+        default=[5, 10, 20],
+        help='k of precision at top-k (n/a where k exceeds the number of architectures)')
     p.add_argument('--bootstrap', type=int, default=1000, help='bootstrap resamples')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out-dir', default=None, help='default: next to proxies_file')
@@ -114,8 +117,10 @@ def scatter(path, name, x, y, stats, metric):
     ax.set_xlabel(name)
     ax.set_ylabel(f'{metric} (%)')
     paper = PAPER_TABLE2_SPEARMAN.get(name)
-    ax.set_title(f'{name}: rho {fmt(stats["spearman"])} (n={stats["n"]})' +
-                 (f', paper {paper:+.2f}' if paper is not None else ''), fontsize=9)
+    ax.set_title(
+        f'{name}: rho {fmt(stats["spearman"])} (n={stats["n"]})' +
+        (f', paper {paper:+.2f}' if paper is not None else ''),
+        fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -135,13 +140,14 @@ def main(argv=None):
                          f'(it has {columns})')
     check_rows(proxy_rows, args.proxies_file)
     check_rows(measured_rows, args.ledger or args.miou_csv)
-    non_numeric = (non_numeric_cells(proxy_rows, args.proxies_file, names)
-                   + non_numeric_cells(measured_rows, args.ledger or args.miou_csv,
-                                       [args.metric]))
+    non_numeric = (
+        non_numeric_cells(proxy_rows, args.proxies_file, names) +
+        non_numeric_cells(measured_rows, args.ledger or args.miou_csv, [args.metric]))
     if non_numeric:
-        print(f'warning: {len(non_numeric)} non-numeric cell(s) left out of the statistics: '
-              + ', '.join(non_numeric[:10]) + (', ...' if len(non_numeric) > 10 else ''),
-              file=sys.stderr)
+        print(
+            f'warning: {len(non_numeric)} non-numeric cell(s) left out of the statistics: ' +
+            ', '.join(non_numeric[:10]) + (', ...' if len(non_numeric) > 10 else ''),
+            file=sys.stderr)
     keys, values, miou = join(proxy_rows, measured_rows, names, args.metric)
     if len(keys) < 3:
         raise SystemExit(f'only {len(keys)} architecture(s) have both proxy scores and a '
@@ -149,9 +155,8 @@ def main(argv=None):
     out_dir = Path(args.out_dir or Path(args.proxies_file).parent / 'correlation')
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    header = (f'{"proxy":<10} {"n":>4} {"spearman [95% CI]":>26} {"kendall [95% CI]":>26} '
-              + ' '.join(f'{"P@" + str(k):>6}' for k in args.top_k)
-              + f' {"paper rho":>9}')
+    header = (f'{"proxy":<10} {"n":>4} {"spearman [95% CI]":>26} {"kendall [95% CI]":>26} ' +
+              ' '.join(f'{"P@" + str(k):>6}' for k in args.top_k) + f' {"paper rho":>9}')
     print(f'{len(keys)} architectures with proxies and {args.metric}; paper Table 2: '
           f'{PAPER_NUM_ARCHITECTURES} architectures')
     print(header)
@@ -163,19 +168,26 @@ def main(argv=None):
               f'{fmt(st["spearman"]):>7} [{fmt(st["spearman_ci"][0])}, '
               f'{fmt(st["spearman_ci"][1])}]   '
               f'{fmt(st["kendall"]):>7} [{fmt(st["kendall_ci"][0])}, '
-              f'{fmt(st["kendall_ci"][1])}]   '
-              + ' '.join(f'{fmt(v, ".2f"):>6}' for v in prec.values())
-              + f' {fmt(paper, "+.2f"):>9}')
-        row = dict(proxy=name, n=st['n'], spearman=st['spearman'],
-                   spearman_lo=st['spearman_ci'][0], spearman_hi=st['spearman_ci'][1],
-                   kendall=st['kendall'], kendall_lo=st['kendall_ci'][0],
-                   kendall_hi=st['kendall_ci'][1], paper_spearman=paper)
+              f'{fmt(st["kendall_ci"][1])}]   ' +
+              ' '.join(f'{fmt(v, ".2f"):>6}' for v in prec.values()) + f' {fmt(paper, "+.2f"):>9}')
+        row = dict(
+            proxy=name,
+            n=st['n'],
+            spearman=st['spearman'],
+            spearman_lo=st['spearman_ci'][0],
+            spearman_hi=st['spearman_ci'][1],
+            kendall=st['kendall'],
+            kendall_lo=st['kendall_ci'][0],
+            kendall_hi=st['kendall_ci'][1],
+            paper_spearman=paper)
         row.update({f'precision_at_{k}': v for k, v in prec.items()})
         results.append(row)
         if st['n'] >= 1:
             scatter(out_dir / f'scatter_{name}.png', name, values[name], miou, st, args.metric)
-    fields = sorted({k for r in results for k in r}, key=lambda k: list(results[0]).index(k)
-                    if k in results[0] else 99)
+    fields = sorted({k
+                     for r in results
+                     for k in r},
+                    key=lambda k: list(results[0]).index(k) if k in results[0] else 99)
     with open(out_dir / 'correlation.csv', 'w', newline='') as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
@@ -184,11 +196,19 @@ def main(argv=None):
     def clean(v):
         return None if isinstance(v, float) and not math.isfinite(v) else v
 
-    (out_dir / 'correlation.json').write_text(json.dumps(
-        dict(metric=args.metric, num_architectures=len(keys), bootstrap=args.bootstrap,
-             non_numeric=non_numeric,
-             paper_num_architectures=PAPER_NUM_ARCHITECTURES,
-             results=[{k: clean(v) for k, v in r.items()} for r in results]), indent=1))
+    (out_dir / 'correlation.json').write_text(
+        json.dumps(
+            dict(
+                metric=args.metric,
+                num_architectures=len(keys),
+                bootstrap=args.bootstrap,
+                non_numeric=non_numeric,
+                paper_num_architectures=PAPER_NUM_ARCHITECTURES,
+                results=[{
+                    k: clean(v)
+                    for k, v in r.items()
+                } for r in results]),
+            indent=1))
     print(f'wrote {out_dir / "correlation.csv"}, correlation.json and scatter PNGs')
     return results
 

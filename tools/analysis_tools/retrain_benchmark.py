@@ -17,12 +17,15 @@ from pathlib import Path
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description='Retrain benchmark entries from their records')
     p.add_argument('benchmark', help='a SEG101-Bench JSON file')
-    p.add_argument('--entries', nargs='+', required=True,
-                   help='entry ids or genotypes to retrain')
-    p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2],
-                   help='training seeds (default 0 1 2; the file records its own)')
-    p.add_argument('--work-dir', default='work_dirs/seg101-bench-retrain',
-                   help='where the retrainings run')
+    p.add_argument('--entries', nargs='+', required=True, help='entry ids or genotypes to retrain')
+    p.add_argument(
+        '--seeds',
+        nargs='+',
+        type=int,
+        default=[0, 1, 2],
+        help='training seeds (default 0 1 2; the file records its own)')
+    p.add_argument(
+        '--work-dir', default='work_dirs/seg101-bench-retrain', help='where the retrainings run')
     p.add_argument('--config', help='search config (default: the one the file names)')
     p.add_argument('--data-root', help='dataset folder (default: the config\'s)')
     p.add_argument('--out', help='result JSON (default: <benchmark>_retrain.json)')
@@ -36,13 +39,17 @@ def main(argv=None) -> int:
     from seg101_mm.benchmark.retrain import retrain, summarise, write_retrain
     from seg101_mm.search.errors import SearchError
     bench_path = Path(args.benchmark)
-    out = Path(args.out) if args.out else bench_path.with_name(
-        bench_path.stem + '_retrain.json')
+    out = Path(args.out) if args.out else bench_path.with_name(bench_path.stem + '_retrain.json')
     try:
         bench = load_benchmark(bench_path)
-        rows = retrain(bench, args.entries, args.seeds, args.work_dir, config=args.config,
-                       data_root=args.data_root,
-                       progress=lambda m: print(f'[retrain] {m}', file=sys.stderr))
+        rows = retrain(
+            bench,
+            args.entries,
+            args.seeds,
+            args.work_dir,
+            config=args.config,
+            data_root=args.data_root,
+            progress=lambda m: print(f'[retrain] {m}', file=sys.stderr))
     except (BenchmarkError, SearchError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
@@ -54,9 +61,11 @@ def main(argv=None) -> int:
     for s in summary:
         values = ', '.join(f'{v:.2f}' for v in s['values'])
         print(f'entry {s["id"]}: recorded val mIoU {s["recorded"]:.2f}; seeds {s["seeds"]}: '
-              f'{values} (std {s["std"]:.2f}); recorded seed off by {s["gap"]:.2f}: '
-              + {True: 'within', False: 'OUTSIDE', None: 'no'}[s['within_noise']]
-              + ' the seed noise')
+              f'{values} (std {s["std"]:.2f}); recorded seed off by {s["gap"]:.2f}: ' + {
+                  True: 'within',
+                  False: 'OUTSIDE',
+                  None: 'no'
+              }[s['within_noise']] + ' the seed noise')
     print(f'wrote {out}')
     return 0
 

@@ -3,9 +3,8 @@
 The network is given either as a genotype text or as an mmseg config whose model has a
 ``SEG101EnhanceNeck`` and a ``SEG101FusionHead``::
 
-    python tools/analysis_tools/seg101_info.py \
-        'ga=conv3x3,conv3x3,dil3_conv3x3,avgpool_0.25;gb=se,se,self_attention,avgpool_0.25;st=conv3x3,dil5_conv3x3,avgpool_0.75,conv3x3;h0=01+02+13/01+12;h1=02+03+23/01+02;hm=concat_head' \
-        --png seg101.png --json seg101.json
+    G='ga=conv3x3,conv3x3,dil3_conv3x3,avgpool_0.25;gb=se,se,self_attention,avgpool_0.25;st=conv3x3,dil5_conv3x3,avgpool_0.75,conv3x3;h0=01+02+13/01+12;h1=02+03+23/01+02;hm=concat_head'  # noqa: E501
+    python tools/analysis_tools/seg101_info.py "$G" --png seg101.png --json seg101.json
     python tools/analysis_tools/seg101_info.py configs/seg101/<config>.py --shape 512 512
 
 It prints the parameter count (total and per part), the FLOPs of one forward pass of a
@@ -26,11 +25,12 @@ import textwrap
 
 import seg101_mm  # noqa: F401  (registers modules and applies compat fixes; must come first)
 
+# isort: split
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
-
 from mmseg.registry import MODELS
+
 from seg101_mm.models import build_seg101
 from seg101_mm.space import Genotype
 
@@ -68,19 +68,27 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Params, FLOPs, description and diagram of a SEG101 network')
     parser.add_argument(
-        'target', help='a genotype text (ga=...;gb=...;st=...;h0=...;h1=...;hm=...) or an '
+        'target',
+        help='a genotype text (ga=...;gb=...;st=...;h0=...;h1=...;hm=...) or an '
         'mmseg config file (.py) of a SEG101 model')
     parser.add_argument(
-        '--shape', type=int, nargs='+', default=[512, 512],
+        '--shape',
+        type=int,
+        nargs='+',
+        default=[512, 512],
         help='input image size H [W] for the FLOP count (default: 512 512)')
     parser.add_argument(
-        '--num-classes', type=int, default=2,
+        '--num-classes',
+        type=int,
+        default=2,
         help='output classes when the target is a genotype (default: 2)')
     parser.add_argument('--no-flops', action='store_true', help='skip the FLOP count')
     parser.add_argument('--png', help='draw the architecture diagram into this PNG file')
     parser.add_argument('--json', help='write the summary (params, FLOPs, structure) as JSON')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override settings of the config (config target only), xxx=yyy format')
     args = parser.parse_args(argv)
     if len(args.shape) == 1:
@@ -141,29 +149,49 @@ def summarize(model, genotype, shape):
     stages = []
     for s, stage in enumerate(neck.stages):
         channels = neck.in_channels[s]
-        stages.append(dict(
-            name=f'S{s + 1}',
-            channels=channels,
-            size=list(sizes[s]),
-            stride=shape[0] // sizes[s][0],
-            group_ops=list(genotype.group_ops(s)),
-            group_channels=stage.group_channels,
-            se_hidden=stage.enhance.fc1.out_features,
-            stage_op=genotype.stage_ops[s],
-            params=count_params(stage)))
+        stages.append(
+            dict(
+                name=f'S{s + 1}',
+                channels=channels,
+                size=list(sizes[s]),
+                stride=shape[0] // sizes[s][0],
+                group_ops=list(genotype.group_ops(s)),
+                group_channels=stage.group_channels,
+                se_hidden=stage.enhance.fc1.out_features,
+                stage_op=genotype.stage_ops[s],
+                params=count_params(stage)))
     heads = []
     for h, (tree, hg) in enumerate(zip(head.trees, genotype.heads)):
-        l1 = [dict(node=f'L1.{i}', inputs=[f'F{a + 1}', f'F{b + 1}'], pair=[a, b],
-                   in_channels=list(m.in_channels), out_channels=m.out_channels)
-              for i, (m, (a, b)) in enumerate(zip(tree.l1, hg.l1))]
-        l2 = [dict(node=f'L2.{j}', inputs=[f'L1.{p}', f'L1.{q}'], pair=[p, q],
-                   in_channels=list(m.in_channels), out_channels=m.out_channels)
-              for j, (m, (p, q)) in enumerate(zip(tree.l2, hg.l2))]
-        l3 = dict(node='L3', inputs=['L2.0', 'L2.1'], in_channels=list(tree.l3.in_channels),
-                  out_channels=tree.l3.out_channels)
-        heads.append(dict(head=h, genotype=str(hg), l1=l1, l2=l2, l3=l3,
-                          stages_used=[f'S{s + 1}' for s in hg.stages_used()],
-                          params=count_params(tree)))
+        l1 = [
+            dict(
+                node=f'L1.{i}',
+                inputs=[f'F{a + 1}', f'F{b + 1}'],
+                pair=[a, b],
+                in_channels=list(m.in_channels),
+                out_channels=m.out_channels) for i, (m, (a, b)) in enumerate(zip(tree.l1, hg.l1))
+        ]
+        l2 = [
+            dict(
+                node=f'L2.{j}',
+                inputs=[f'L1.{p}', f'L1.{q}'],
+                pair=[p, q],
+                in_channels=list(m.in_channels),
+                out_channels=m.out_channels) for j, (m, (p, q)) in enumerate(zip(tree.l2, hg.l2))
+        ]
+        l3 = dict(
+            node='L3',
+            inputs=['L2.0', 'L2.1'],
+            in_channels=list(tree.l3.in_channels),
+            out_channels=tree.l3.out_channels)
+        heads.append(
+            dict(
+                head=h,
+                genotype=str(hg),
+                l1=l1,
+                l2=l2,
+                l3=l3,
+                stages_used=[f'S{s + 1}' for s in hg.stages_used()],
+                params=count_params(tree)))
     merged_in = sum(t.out_channels for t in head.trees)
     return dict(
         genotype=str(genotype),
@@ -175,8 +203,7 @@ def summarize(model, genotype, shape):
             neck=count_params(neck),
             decode_head=count_params(head)),
         stages=stages,
-        stages_unused=[f'S{s + 1}' for s in range(len(stages))
-                       if s not in genotype.stages_used()],
+        stages_unused=[f'S{s + 1}' for s in range(len(stages)) if s not in genotype.stages_used()],
         heads=heads,
         head_merge=dict(
             type=genotype.head_merge,
@@ -236,16 +263,17 @@ def describe(summary):
                      f'input (mmengine counter: one multiply-add = one FLOP; normalisation, '
                      f'pooling, resizing, softmax not counted); activations '
                      f'{summary["activations"]:,}')
-    lines += ['', 'Backbone RegNetX-400MF -> enhancement neck (per stage: 4 group ops on channel '
-              'groups, enhancement SE fed by the stage map, stage op):']
+    lines += [
+        '', 'Backbone RegNetX-400MF -> enhancement neck (per stage: 4 group ops on channel '
+        'groups, enhancement SE fed by the stage map, stage op):'
+    ]
     for st in summary['stages']:
         groups = ' | '.join(st['group_ops'])
-        lines.append(
-            f'  {st["name"]} (stride {st["stride"]}, {st["channels"]} ch, '
-            f'{st["size"][0]}x{st["size"][1]}): group ops [{groups}] on 4 x '
-            f'{st["group_channels"]} ch -> enhancement SE (hidden {st["se_hidden"]}) -> '
-            f'{st["stage_op"]} -> F{st["name"][1:]} ({st["channels"]} ch)  '
-            f'[{st["params"]:,} params]')
+        lines.append(f'  {st["name"]} (stride {st["stride"]}, {st["channels"]} ch, '
+                     f'{st["size"][0]}x{st["size"][1]}): group ops [{groups}] on 4 x '
+                     f'{st["group_channels"]} ch -> enhancement SE (hidden {st["se_hidden"]}) -> '
+                     f'{st["stage_op"]} -> F{st["name"][1:]} ({st["channels"]} ch)  '
+                     f'[{st["params"]:,} params]')
     if summary['stages_unused']:
         unused = ', '.join(summary['stages_unused'])
         lines.append(f'  (built and run, but read by no head: {unused})')
@@ -259,25 +287,42 @@ def describe(summary):
             lines.append(f'    {node["node"]:<4} = Merge({a}, {b}): {ca} + {cb} -> '
                          f'{node["out_channels"]} ch')
     hm = summary['head_merge']
-    lines += ['', f'Head merge: {hm["type"]} of head 0 and head 1 ({hm["in_channels"]} ch) -> '
-              f'{hm["classifier_channels"]} ch -> 1x1 conv to {hm["num_classes"]} classes, '
-              f'bilinear resize to the image  [{hm["params"]:,} params]']
+    lines += [
+        '', f'Head merge: {hm["type"]} of head 0 and head 1 ({hm["in_channels"]} ch) -> '
+        f'{hm["classifier_channels"]} ch -> 1x1 conv to {hm["num_classes"]} classes, '
+        f'bilinear resize to the image  [{hm["params"]:,} params]'
+    ]
     return lines
 
 
 # ---------------------------------------------------------------------------- diagram
 def _box(ax, x, y, w, h, text, color, fontsize=7, weight='normal'):
     from matplotlib.patches import FancyBboxPatch
-    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle='round,pad=0.02',
-                                facecolor=color, edgecolor='#333333', linewidth=0.8))
+    ax.add_patch(
+        FancyBboxPatch((x - w / 2, y - h / 2),
+                       w,
+                       h,
+                       boxstyle='round,pad=0.02',
+                       facecolor=color,
+                       edgecolor='#333333',
+                       linewidth=0.8))
     ax.text(x, y, text, ha='center', va='center', fontsize=fontsize, weight=weight)
 
 
 def _arrow(ax, start, end, color='#555555', lw=0.9, alpha=1.0, rad=0.0):
     from matplotlib.patches import FancyArrowPatch
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle='-|>', mutation_scale=7, color=color,
-                                 linewidth=lw, alpha=alpha, shrinkA=0, shrinkB=0,
-                                 connectionstyle=f'arc3,rad={rad}'))
+    ax.add_patch(
+        FancyArrowPatch(
+            start,
+            end,
+            arrowstyle='-|>',
+            mutation_scale=7,
+            color=color,
+            linewidth=lw,
+            alpha=alpha,
+            shrinkA=0,
+            shrinkB=0,
+            connectionstyle=f'arc3,rad={rad}'))
 
 
 def draw_architecture(summary, path):
@@ -300,27 +345,58 @@ def draw_architecture(summary, path):
     bw = 1.25  # box width
     mid = 2 * band
 
-    _box(ax, x_img, mid, 1.1, 0.9, f'image\n{summary["input_shape"][0]}x'
-         f'{summary["input_shape"][1]}', 'white', fontsize=8)
+    _box(
+        ax,
+        x_img,
+        mid,
+        1.1,
+        0.9, f'image\n{summary["input_shape"][0]}x'
+        f'{summary["input_shape"][1]}',
+        'white',
+        fontsize=8)
     stage_out = []
     unused = set(summary['stages_unused'])
     for st, y in zip(summary['stages'], stage_y):
-        _box(ax, x_bb, y, bw, 0.9, f'{st["name"]}\nstride {st["stride"]}\n{st["channels"]} ch',
-             BACKBONE_COLOR, fontsize=7.5, weight='bold')
+        _box(
+            ax,
+            x_bb,
+            y,
+            bw,
+            0.9,
+            f'{st["name"]}\nstride {st["stride"]}\n{st["channels"]} ch',
+            BACKBONE_COLOR,
+            fontsize=7.5,
+            weight='bold')
         _arrow(ax, (x_img + 0.55, mid), (x_bb - bw / 2, y), alpha=0.5)
         offsets = (0.78, 0.26, -0.26, -0.78)
         for op, dy in zip(st['group_ops'], offsets):
             _box(ax, x_grp, y + dy, 1.05, 0.42, OP_SHORT[op], OP_COLORS[op], fontsize=6.5)
             _arrow(ax, (x_bb + bw / 2, y), (x_grp - 0.525, y + dy), alpha=0.45, lw=0.6)
             _arrow(ax, (x_grp + 0.525, y + dy), (x_se - 0.5, y), alpha=0.45, lw=0.6)
-        ax.text(x_grp, y - 1.12, f'4 x {st["group_channels"]} ch', ha='center', fontsize=6,
-                color='#444444')
+        ax.text(
+            x_grp,
+            y - 1.12,
+            f'4 x {st["group_channels"]} ch',
+            ha='center',
+            fontsize=6,
+            color='#444444')
         _box(ax, x_se, y, 1.0, 0.6, f'SE\n(hid {st["se_hidden"]})', ENHANCE_SE_COLOR, fontsize=7)
         # the enhancement SE's squeeze reads the original stage map
-        _arrow(ax, (x_bb + bw / 2, y - 0.3), (x_se - 0.5, y - 0.22), color='#aa3377', lw=0.7,
-               rad=0.35)
-        _box(ax, x_st, y, bw, 0.6, f'F{st["name"][1:]}: {OP_SHORT[st["stage_op"]]}',
-             OP_COLORS[st['stage_op']], fontsize=7.5, weight='bold')
+        _arrow(
+            ax, (x_bb + bw / 2, y - 0.3), (x_se - 0.5, y - 0.22),
+            color='#aa3377',
+            lw=0.7,
+            rad=0.35)
+        _box(
+            ax,
+            x_st,
+            y,
+            bw,
+            0.6,
+            f'F{st["name"][1:]}: {OP_SHORT[st["stage_op"]]}',
+            OP_COLORS[st['stage_op']],
+            fontsize=7.5,
+            weight='bold')
         _arrow(ax, (x_se + 0.5, y), (x_st - bw / 2, y))
         if st['name'] in unused:
             ax.text(x_st, y - 0.5, 'read by no head', ha='center', fontsize=6, style='italic')
@@ -332,27 +408,62 @@ def draw_architecture(summary, path):
         l1_y = [yc + 1.25, yc, yc - 1.25]
         l2_y = [yc + 0.62, yc - 0.62]
         for node, y in zip(hd['l1'], l1_y):
-            _box(ax, x_l1, y, 1.2, 0.62, f'{node["node"].replace("L1.", "n")}: '
-                 f'{"+".join(node["inputs"])}\n{node["out_channels"]} ch', MERGE_COLOR, fontsize=7)
+            _box(
+                ax,
+                x_l1,
+                y,
+                1.2,
+                0.62, f'{node["node"].replace("L1.", "n")}: '
+                f'{"+".join(node["inputs"])}\n{node["out_channels"]} ch',
+                MERGE_COLOR,
+                fontsize=7)
             for s in node['pair']:
                 _arrow(ax, stage_out[s], (x_l1 - 0.6, y), color=color, alpha=0.7)
         for node, y in zip(hd['l2'], l2_y):
-            _box(ax, x_l2, y, 1.2, 0.62,
-                 f'{"+".join(n.replace("L1.", "n") for n in node["inputs"])}\n'
-                 f'{node["out_channels"]} ch', MERGE_COLOR, fontsize=7)
+            _box(
+                ax,
+                x_l2,
+                y,
+                1.2,
+                0.62, f'{"+".join(n.replace("L1.", "n") for n in node["inputs"])}\n'
+                f'{node["out_channels"]} ch',
+                MERGE_COLOR,
+                fontsize=7)
             for p in node['pair']:
                 _arrow(ax, (x_l1 + 0.6, l1_y[p]), (x_l2 - 0.6, y), color=color, alpha=0.8)
-        _box(ax, x_l3, yc, 1.2, 0.62, f'H{hd["head"]}\n{hd["l3"]["out_channels"]} ch',
-             MERGE_COLOR, fontsize=7.5, weight='bold')
+        _box(
+            ax,
+            x_l3,
+            yc,
+            1.2,
+            0.62,
+            f'H{hd["head"]}\n{hd["l3"]["out_channels"]} ch',
+            MERGE_COLOR,
+            fontsize=7.5,
+            weight='bold')
         for y in l2_y:
             _arrow(ax, (x_l2 + 0.6, y), (x_l3 - 0.6, yc), color=color, alpha=0.8)
-        ax.text(x_l2, yc + 1.95, f'head {hd["head"]}  ({hd["genotype"]})', ha='center',
-                fontsize=8, color=color, weight='bold')
+        ax.text(
+            x_l2,
+            yc + 1.95,
+            f'head {hd["head"]}  ({hd["genotype"]})',
+            ha='center',
+            fontsize=8,
+            color=color,
+            weight='bold')
         head_out.append((x_l3 + 0.6, yc))
 
     hm = summary['head_merge']
-    _box(ax, x_hm, mid, 1.4, 1.0, f'{hm["type"]}\n{hm["in_channels"]} -> '
-         f'{hm["classifier_channels"]} ch', HEAD_MERGE_COLOR, fontsize=7.5, weight='bold')
+    _box(
+        ax,
+        x_hm,
+        mid,
+        1.4,
+        1.0, f'{hm["type"]}\n{hm["in_channels"]} -> '
+        f'{hm["classifier_channels"]} ch',
+        HEAD_MERGE_COLOR,
+        fontsize=7.5,
+        weight='bold')
     for (x, y), color in zip(head_out, HEAD_COLORS):
         _arrow(ax, (x, y), (x_hm - 0.7, mid), color=color)
     _box(ax, x_out, mid, 1.1, 0.8, f'logits\n{hm["num_classes"]} classes', 'white', fontsize=8)
@@ -370,10 +481,17 @@ def draw_architecture(summary, path):
                   f'{summary["input_shape"][1]}')
     ax.set_title('\n'.join(textwrap.wrap(title, 140)) + '\n' + stats, fontsize=9)
     handles = [Patch(facecolor=c, edgecolor='#333333', label=op) for op, c in OP_COLORS.items()]
-    handles += [Patch(facecolor=ENHANCE_SE_COLOR, edgecolor='#333333', label='enhancement SE'),
-                Patch(facecolor=MERGE_COLOR, edgecolor='#333333', label='Merge (fusion node)')]
-    ax.legend(handles=handles, loc='lower center', ncol=9, fontsize=7, frameon=False,
-              bbox_to_anchor=(0.5, -0.06))
+    handles += [
+        Patch(facecolor=ENHANCE_SE_COLOR, edgecolor='#333333', label='enhancement SE'),
+        Patch(facecolor=MERGE_COLOR, edgecolor='#333333', label='Merge (fusion node)')
+    ]
+    ax.legend(
+        handles=handles,
+        loc='lower center',
+        ncol=9,
+        fontsize=7,
+        frameon=False,
+        bbox_to_anchor=(0.5, -0.06))
     ax.set_xlim(-0.8, 16.4)
     ax.set_ylim(-0.5, 4 * band + 0.6)
     ax.set_aspect('equal')

@@ -76,11 +76,14 @@ def read_label_png(path: Path) -> np.ndarray:
     return np.array(Image.open(path))
 
 
-def predict_with_model(config: str, checkpoint: Optional[str], img_paths: Sequence[Path],
+def predict_with_model(config: str,
+                       checkpoint: Optional[str],
+                       img_paths: Sequence[Path],
                        device: str = 'cpu') -> List[np.ndarray]:
     """Class-index maps of ``img_paths`` from an mmseg model (checkpoint None: random init)."""
-    import seg101_mm  # noqa: F401  (registers the SEG101 modules, compat fixes)
     from mmseg.apis import inference_model, init_model
+
+    import seg101_mm  # noqa: F401  (registers the SEG101 modules, compat fixes)
     model = init_model(config, checkpoint, device=device)
     preds = []
     for path in img_paths:

@@ -30,15 +30,16 @@ from pathlib import Path
 
 import seg101_mm  # noqa: F401  (registers modules and applies compat fixes; must come first)
 
+# isort: split
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import DefaultScope
 from mmengine.utils import ProgressBar
 
-from seg101_mm.proxies import (PAPER_PROXIES, ProxyEngine, available_proxies,
-                               batch_from_config, random_batch)
 from seg101_mm.benchmark.builder import stable_seed
 from seg101_mm.models.builder import without_pretrained
+from seg101_mm.proxies import (PAPER_PROXIES, ProxyEngine, available_proxies, batch_from_config,
+                               random_batch)
 from seg101_mm.proxies.correlation import read_records
 
 SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN', 'SyncBatchNorm')
@@ -49,29 +50,44 @@ def parse_args(argv=None):
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument('--config', help='an mmseg config whose model is scored')
     src.add_argument('--num-genotypes', type=int, help='sample this many SEG101 genotypes')
-    src.add_argument('--ledger', help='CSV/JSON/JSONL with a "genotype" column or field '
-                     '(a search ledger works)')
+    src.add_argument(
+        '--ledger',
+        help='CSV/JSON/JSONL with a "genotype" column or field '
+        '(a search ledger works)')
     p.add_argument('--genotype-seed', type=int, default=0, help='seed of the sampling')
-    p.add_argument('--proxies', nargs='+', default=list(PAPER_PROXIES) + ['nwot', 'zico',
-                                                                           'params', 'flops'],
-                   help=f'proxies to compute, from {available_proxies()}')
-    p.add_argument('--data-config', help='take the batch from this config\'s train pipeline '
-                   '(default: random tensors, or --config\'s own train_dataloader with '
-                   '--batch-from-config)')
-    p.add_argument('--batch-from-config', action='store_true',
-                   help='take the batch from --config\'s own train_dataloader')
+    p.add_argument(
+        '--proxies',
+        nargs='+',
+        default=list(PAPER_PROXIES) + ['nwot', 'zico', 'params', 'flops'],
+        help=f'proxies to compute, from {available_proxies()}')
+    p.add_argument(
+        '--data-config',
+        help='take the batch from this config\'s train pipeline '
+        '(default: random tensors, or --config\'s own train_dataloader with '
+        '--batch-from-config)')
+    p.add_argument(
+        '--batch-from-config',
+        action='store_true',
+        help='take the batch from --config\'s own train_dataloader')
     p.add_argument('--batch-size', type=int, default=4)
-    p.add_argument('--img-size', type=int, nargs='+', default=[256],
-                   help='H [W] of the random batch')
+    p.add_argument(
+        '--img-size', type=int, nargs='+', default=[256], help='H [W] of the random batch')
     p.add_argument('--num-classes', type=int, default=2)
     p.add_argument('--chunk-size', type=int, default=None, help='micro-batch size')
     p.add_argument('--seed', type=int, default=0, help='seed of the batch and the passes')
-    p.add_argument('--threads', type=int, default=None,
-                   help='torch.set_num_threads; 1 is much faster on a busy CPU machine')
+    p.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='torch.set_num_threads; 1 is much faster on a busy CPU machine')
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--out-dir', default='work_dirs/zero_cost_proxies')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                   help='override settings of --config / --data-config')
+    p.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='override settings of --config / --data-config')
     args = p.parse_args(argv)
     unknown = sorted(set(args.proxies) - set(available_proxies()))
     if unknown:
@@ -138,9 +154,11 @@ def architectures(args):
                              f'column or field')
 
     def builder(g):
+
         def build():
             from seg101_mm.models import build_seg101
             return build_seg101(g, num_classes=args.num_classes)
+
         return build
 
     return [(g.key, str(g), builder(g)) for g in genotypes]
@@ -188,11 +206,18 @@ def score_one(key, build, batch, args):
 
 
 def write_json(path, rows, args):
+
     def clean(v):
         return None if isinstance(v, float) and not math.isfinite(v) else v
 
-    payload = dict(proxies=args.proxies, batch_size=args.batch_size, seed=args.seed,
-                   rows=[{k: clean(v) for k, v in r.items()} for r in rows])
+    payload = dict(
+        proxies=args.proxies,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        rows=[{
+            k: clean(v)
+            for k, v in r.items()
+        } for r in rows])
     tmp = path.with_suffix('.json.tmp')
     tmp.write_text(json.dumps(payload, indent=1))
     tmp.replace(path)
@@ -208,15 +233,16 @@ def main(argv=None):
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = out_dir / 'proxies.csv', out_dir / 'proxies.json'
-    fields = ['key', 'genotype'] + list(args.proxies) + ['status', 'seconds', 'chunk_size',
-                                                          'reasons']
+    fields = ['key', 'genotype'] + list(
+        args.proxies) + ['status', 'seconds', 'chunk_size', 'reasons']
     old_rows, done = done_keys(csv_path)
     if old_rows and list(old_rows[0].keys()) != fields:
         raise SystemExit(f'{csv_path} has columns {list(old_rows[0].keys())}, this run writes '
                          f'{fields}; use another --out-dir or the same --proxies')
     todo = [a for a in architectures(args) if a[0] not in done]
-    print(f'{len(done)} architecture(s) already in {csv_path}, {len(todo)} to score',
-          file=sys.stderr)
+    print(
+        f'{len(done)} architecture(s) already in {csv_path}, {len(todo)} to score',
+        file=sys.stderr)
     rows = list(old_rows)
     if todo:
         batch = make_batch(args)
@@ -237,8 +263,8 @@ def main(argv=None):
             sys.stderr.write('\n')
     write_json(json_path, rows, args)
     bad = [r['key'] for r in rows if r.get('status') not in ('ok', )]
-    print(f'wrote {len(rows)} row(s) to {csv_path} and {json_path}'
-          + (f'; {len(bad)} with NaN/inf or errors (see the reasons column)' if bad else ''))
+    print(f'wrote {len(rows)} row(s) to {csv_path} and {json_path}' +
+          (f'; {len(bad)} with NaN/inf or errors (see the reasons column)' if bad else ''))
     return rows
 
 

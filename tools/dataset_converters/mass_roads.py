@@ -25,9 +25,8 @@ Example::
 """
 from pathlib import Path
 
-from seg101_mm.datasets.conversion import (NODATA_RGB, ConversionError,  # noqa: F401 (raised)
-                                           convert_split, converter_main, converter_parser,
-                                           parse_converter_args)
+from seg101_mm.datasets.conversion import (NODATA_RGB, convert_split, converter_main,
+                                           converter_parser, parse_converter_args)
 
 SPLITS = {'train': 'train', 'valid': 'val', 'test': 'test'}  # source folder -> mmseg split
 
@@ -90,9 +89,18 @@ def convert(args) -> dict:
             grid=list(grid) if grid else None,
             nodata_labels='keep' if args.keep_nodata_labels else 'ignore')
         report, img_out = convert_split(
-            split, src / src_split / 'sat', src / src_split / 'map', out, settings,
-            args.overwrite, args.nproc, tile_size=args.tile_size, grid=grid, pad=False,
-            nodata_threshold=threshold, nodata_colors=(NODATA_RGB, ),
+            split,
+            src / src_split / 'sat',
+            src / src_split / 'map',
+            out,
+            settings,
+            args.overwrite,
+            args.nproc,
+            tile_size=args.tile_size,
+            grid=grid,
+            pad=False,
+            nodata_threshold=threshold,
+            nodata_colors=(NODATA_RGB, ),
             ignore_nodata=not args.keep_nodata_labels)
         reports[split] = report
         dropped = (f'{report.dropped} dropped (pure-white no-data share >= {threshold})'

@@ -25,8 +25,7 @@ Example::
 """
 from pathlib import Path
 
-from seg101_mm.datasets.conversion import (BLACK_RGB, NODATA_RGB,  # noqa: F401 (raised)
-                                           ConversionError, convert_split, converter_main,
+from seg101_mm.datasets.conversion import (BLACK_RGB, NODATA_RGB, convert_split, converter_main,
                                            converter_parser, parse_converter_args)
 
 SPLITS = ('train', 'val', 'test')
@@ -35,7 +34,8 @@ SPLITS = ('train', 'val', 'test')
 def parse_args(argv=None):
     parser = converter_parser(
         'Convert WHU building to mmseg format (512x512 tiles, 0/1 masks)',
-        'dataset root holding {train,val,test}/{image,label}', 'data/whu_building',
+        'dataset root holding {train,val,test}/{image,label}',
+        'data/whu_building',
         tile_help='output tile side in pixels')
     parser.add_argument(
         '--splits', nargs='+', default=list(SPLITS), choices=SPLITS, help='splits to convert')
@@ -78,9 +78,19 @@ def convert(args) -> dict:
             nodata_labels='ignore' if args.ignore_nodata else 'keep',
             nodata_colors=[list(c) for c in args.nodata_colors] if args.ignore_nodata else None)
         report, img_out = convert_split(
-            split, src / split / 'image', src / split / 'label', out, settings, args.overwrite,
-            args.nproc, tile_size=args.tile_size, grid=None, pad=True, single_name=True,
-            nodata_colors=args.nodata_colors, ignore_nodata=args.ignore_nodata)
+            split,
+            src / split / 'image',
+            src / split / 'label',
+            out,
+            settings,
+            args.overwrite,
+            args.nproc,
+            tile_size=args.tile_size,
+            grid=None,
+            pad=True,
+            single_name=True,
+            nodata_colors=args.nodata_colors,
+            ignore_nodata=args.ignore_nodata)
         reports[split] = report
         print(f'\n{split}: {len(report.tiles)} tiles from {report.sources} images: '
               f'{report.written} written, {report.skipped} already present (skipped), '

@@ -17,9 +17,6 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(
-    batch_size=4,
-    num_workers=1,
-    persistent_workers=True,
-    dataset=dict(pipeline=train_pipeline))
+    batch_size=4, num_workers=1, persistent_workers=True, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(num_workers=1)
 test_dataloader = dict(num_workers=1)

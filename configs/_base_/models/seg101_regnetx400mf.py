@@ -27,9 +27,7 @@ model = dict(
         norm_cfg=norm_cfg,
         init_cfg=None),
     neck=dict(
-        type='SEG101EnhanceNeck',
-        genotype=genotype,
-        in_channels=stage_channels,
+        type='SEG101EnhanceNeck', genotype=genotype, in_channels=stage_channels,
         norm_cfg=norm_cfg),
     decode_head=dict(
         type='SEG101FusionHead',
@@ -37,8 +35,7 @@ model = dict(
         in_channels=stage_channels,
         num_classes=2,
         norm_cfg=norm_cfg,
-        loss_decode=dict(
-            type='TopKPixelCrossEntropyLoss', top_k_percent=0.2, loss_weight=1.0)),
+        loss_decode=dict(type='TopKPixelCrossEntropyLoss', top_k_percent=0.2, loss_weight=1.0)),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
 # A genotype may leave a stage unread by both heads: its stage op (and the backbone stage, when

@@ -7,7 +7,9 @@
 # and fixed: validation on the central 256x256 of 20 of the 80 val tiles (every fourth), the
 # test on 20 of the 80 test tiles (every fourth) at their full 512x512 (docs/study.md,
 # 'The protocol').
-_base_ = ['../../search/candidates/seg101_regnetx400mf-inhouse_1xb4-cpu-150it_mass-roads-256x256.py']
+_base_ = [
+    '../../search/candidates/seg101_regnetx400mf-inhouse_1xb4-cpu-150it_mass-roads-256x256.py'
+]
 crop_size = (128, 128)
 max_iters = 160
 warmup_iters = 16

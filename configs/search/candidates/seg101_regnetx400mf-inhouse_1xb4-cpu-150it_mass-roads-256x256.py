@@ -17,8 +17,7 @@ warmup_iters = 15
 model = dict(
     backbone=dict(
         init_cfg=dict(
-            _delete_=True, type='Pretrained', checkpoint=backbone_checkpoint,
-            prefix='backbone.')))
+            _delete_=True, type='Pretrained', checkpoint=backbone_checkpoint, prefix='backbone.')))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=warmup_iters),
     dict(type='PolyLR', eta_min=0.0, power=0.9, by_epoch=False, begin=0, end=max_iters)

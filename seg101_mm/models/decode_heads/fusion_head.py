@@ -44,14 +44,18 @@ class Merge(nn.Module):
         out_channels (int): :func:`merge_channels` in layers 1 and 2, C1 + C2 in layer 3.
     """
 
-    def __init__(self, in_channels, out_channels, norm_cfg=DEFAULT_NORM_CFG,
-                 act_cfg=DEFAULT_ACT_CFG, align_corners=False):
+    def __init__(self,
+                 in_channels,
+                 out_channels,
+                 norm_cfg=DEFAULT_NORM_CFG,
+                 act_cfg=DEFAULT_ACT_CFG,
+                 align_corners=False):
         super().__init__()
         self.in_channels = tuple(in_channels)
         self.out_channels = out_channels
         self.align_corners = align_corners
-        self.conv = ConvModule(sum(in_channels), out_channels, 1, bias=False, norm_cfg=norm_cfg,
-                               act_cfg=act_cfg)
+        self.conv = ConvModule(
+            sum(in_channels), out_channels, 1, bias=False, norm_cfg=norm_cfg, act_cfg=act_cfg)
 
     def forward(self, a, b):
         return self.conv(_match_and_concat((a, b), self.align_corners))
@@ -110,8 +114,7 @@ class ConcatHeadMerge(nn.Sequential):
         cfg = dict(bias=False, norm_cfg=norm_cfg, act_cfg=act_cfg)
         out_channels = self.output_channels(channels)
         super().__init__(
-            ConvModule(channels, channels, 1, **cfg),
-            ConvModule(channels, out_channels, 1, **cfg))
+            ConvModule(channels, channels, 1, **cfg), ConvModule(channels, out_channels, 1, **cfg))
         self.out_channels = out_channels
 
     @staticmethod
@@ -151,21 +154,33 @@ class SEG101FusionHead(BaseDecodeHead):
         **kwargs: the other arguments of ``BaseDecodeHead`` (num_classes, norm_cfg, ...).
     """
 
-    def __init__(self, genotype, in_channels=REGNETX_400MF_CHANNELS, in_index=(0, 1, 2, 3),
-                 se_ratio=8, dropout_ratio=0.0,
-                 loss_decode=dict(type='TopKPixelCrossEntropyLoss', top_k_percent=0.2,
-                                  loss_weight=1.0),
-                 norm_cfg=DEFAULT_NORM_CFG, act_cfg=DEFAULT_ACT_CFG,
-                 init_cfg=FUSION_HEAD_INIT_CFG, **kwargs):
+    def __init__(self,
+                 genotype,
+                 in_channels=REGNETX_400MF_CHANNELS,
+                 in_index=(0, 1, 2, 3),
+                 se_ratio=8,
+                 dropout_ratio=0.0,
+                 loss_decode=dict(
+                     type='TopKPixelCrossEntropyLoss', top_k_percent=0.2, loss_weight=1.0),
+                 norm_cfg=DEFAULT_NORM_CFG,
+                 act_cfg=DEFAULT_ACT_CFG,
+                 init_cfg=FUSION_HEAD_INIT_CFG,
+                 **kwargs):
         genotype = Genotype.parse(genotype)
         if len(in_channels) != NUM_STAGES:
             raise ValueError(f'in_channels must list {NUM_STAGES} stages, got {in_channels!r}')
         kwargs.pop('channels', None)  # derived from the genotype
         super().__init__(
-            in_channels=list(in_channels), channels=fusion_head_channels(genotype, in_channels),
-            in_index=list(in_index), input_transform='multiple_select',
-            dropout_ratio=dropout_ratio, loss_decode=loss_decode, norm_cfg=norm_cfg,
-            act_cfg=act_cfg, init_cfg=init_cfg, **kwargs)
+            in_channels=list(in_channels),
+            channels=fusion_head_channels(genotype, in_channels),
+            in_index=list(in_index),
+            input_transform='multiple_select',
+            dropout_ratio=dropout_ratio,
+            loss_decode=loss_decode,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+            init_cfg=init_cfg,
+            **kwargs)
         self.genotype = genotype
         self.trees = nn.ModuleList(
             FusionTree(h, tuple(in_channels), norm_cfg, act_cfg, self.align_corners)

@@ -28,13 +28,16 @@ class TopKPixelCrossEntropyLoss(nn.Module):
             mmseg sums it into the total loss. Default: 'loss_topk_ce'.
     """
 
-    def __init__(self, top_k_percent=0.2, loss_weight=1.0, loss_name='loss_topk_ce',
+    def __init__(self,
+                 top_k_percent=0.2,
+                 loss_weight=1.0,
+                 loss_name='loss_topk_ce',
                  class_weight=None):
         super().__init__()
         if not 0 < top_k_percent <= 1:
             raise ValueError(f'top_k_percent must be in (0, 1], got {top_k_percent!r}')
-        if class_weight is not None and (not len(class_weight)
-                                         or any(not w >= 0 for w in class_weight)):
+        if class_weight is not None and (not len(class_weight) or any(not w >= 0
+                                                                      for w in class_weight)):
             raise ValueError(f'class_weight must be a list of non-negative numbers, one per '
                              f'class, got {class_weight!r}')
         self.class_weight = None if class_weight is None else [float(w) for w in class_weight]

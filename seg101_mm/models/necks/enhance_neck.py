@@ -11,8 +11,9 @@ from ..ops import (DEFAULT_ACT_CFG, DEFAULT_NORM_CFG, REGNETX_400MF_CHANNELS, Sq
 
 #: Authors' initialisation: conv ~ N(0, sqrt(2 / (k*k*C_out))), BN 1/0, linear N(0, 0.01), 0.
 SEG101_INIT_CFG = [
-    dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu',
-         distribution='normal'),
+    dict(
+        type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu',
+        distribution='normal'),
     dict(type='Constant', layer=['_BatchNorm', 'GroupNorm'], val=1, bias=0),
     dict(type='Normal', layer='Linear', std=0.01, bias=0),
 ]
@@ -25,8 +26,14 @@ class EnhanceStage(nn.Module):
     map X, the excitation scales G); ``F = stage_op(E)``.
     """
 
-    def __init__(self, channels, group_ops, stage_op, se_ratio=8, norm_cfg=DEFAULT_NORM_CFG,
-                 act_cfg=DEFAULT_ACT_CFG, align_corners=False):
+    def __init__(self,
+                 channels,
+                 group_ops,
+                 stage_op,
+                 se_ratio=8,
+                 norm_cfg=DEFAULT_NORM_CFG,
+                 act_cfg=DEFAULT_ACT_CFG,
+                 align_corners=False):
         super().__init__()
         if channels % len(group_ops):
             raise ValueError(f'stage channels {channels} must be divisible by the number of '
@@ -63,8 +70,13 @@ class SEG101EnhanceNeck(BaseModule):
         init_cfg (dict | list[dict]): the authors' initialisation by default.
     """
 
-    def __init__(self, genotype, in_channels=REGNETX_400MF_CHANNELS, se_ratio=8,
-                 norm_cfg=DEFAULT_NORM_CFG, act_cfg=DEFAULT_ACT_CFG, align_corners=False,
+    def __init__(self,
+                 genotype,
+                 in_channels=REGNETX_400MF_CHANNELS,
+                 se_ratio=8,
+                 norm_cfg=DEFAULT_NORM_CFG,
+                 act_cfg=DEFAULT_ACT_CFG,
+                 align_corners=False,
                  init_cfg=SEG101_INIT_CFG):
         super().__init__(init_cfg)
         self.genotype = Genotype.parse(genotype)
@@ -77,8 +89,7 @@ class SEG101EnhanceNeck(BaseModule):
         self.in_channels = tuple(in_channels)
         self.stages = nn.ModuleList(
             EnhanceStage(c, self.genotype.group_ops(s), self.genotype.stage_ops[s], se_ratio,
-                         norm_cfg, act_cfg, align_corners)
-            for s, c in enumerate(self.in_channels))
+                         norm_cfg, act_cfg, align_corners) for s, c in enumerate(self.in_channels))
 
     def forward(self, inputs):
         if len(inputs) != NUM_STAGES:
