@@ -234,9 +234,15 @@ def _npenas_pool(genotypes, y, rng, budget, num_init, top_k, epochs, seed, allow
     from seg101_mm.search.predictor import fit_predictor, predict
     pool = np.arange(len(y)) if allowed is None else np.asarray(allowed)
     order = list(rng.permutation(pool)[:num_init])
+    best_of_pool = y[pool].max()
     rnd = 0
     while len(order) < min(budget, len(pool)):
         rest = [i for i in pool if i not in set(order)]
+        if y[order].max() >= best_of_pool:
+            # the pool's best is trained: no later choice changes the best-so-far curve or
+            # the trainings to the top, so the rest follows in random order, unfitted
+            order += list(rng.permutation(rest))
+            break
         model = fit_predictor([genotypes[i] for i in order],
                               y[order],
                               epochs=epochs,

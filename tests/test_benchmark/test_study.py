@@ -111,3 +111,36 @@ def test_report_is_written_from_the_file(tmp_path):
     saved = json.loads((tmp_path / 'docs' / 'figures' / 'study.json').read_text())
     assert saved['n'] == 24 and math.isclose(saved['correlations'][0]['spearman'],
                                              res['correlations'][0]['spearman'])
+
+
+def test_npenas_pool_order_is_a_permutation_that_stops_fitting_at_the_best():
+    from seg101_mm.space import Genotype
+    bench = made_up(n=20)
+    t = study.table(bench)
+    genotypes = [Genotype.parse(k) for k in t['keys']]
+    y = np.asarray(t['target'])
+    calls = []
+    import seg101_mm.search.predictor as predictor
+    fit = predictor.fit_predictor
+
+    def counting_fit(*args, **kwargs):
+        calls.append(len(args[0]))
+        return fit(*args, **kwargs)
+
+    predictor.fit_predictor = counting_fit
+    fitted = 0
+    try:
+        for seed in range(4):
+            calls.clear()
+            order = study._npenas_pool(genotypes, y, np.random.default_rng(seed), 20, 4, 4, 20,
+                                       seed)
+            assert sorted(order) == list(range(20))  # every entry once: the whole budget
+            first_best = order.index(int(np.argmax(y)))
+            # fitted once per round of 4 until the best is trained, never after
+            assert calls == [4 + 4 * r for r in range(len(calls))]
+            assert first_best < (calls[-1] + 4 if calls else 4)
+            assert not calls or first_best >= calls[-1]
+            fitted += len(calls)
+    finally:
+        predictor.fit_predictor = fit
+    assert fitted > 0
