@@ -473,6 +473,38 @@ def slurm_states(job_ids: Sequence[str]) -> Optional[dict]:
     return states
 
 
+def slurm_named_jobs(name: str, after: int = 0,
+                     since: Optional[float] = None) -> List[Tuple[int, str]]:
+    """``(job id, state)`` of this user's Slurm jobs named ``name`` with ids above ``after``,
+    oldest first.
+
+    They are squeue's (an ended job is listed until ``MinJobAge`` has passed); where squeue
+    lists none, sacct's of the jobs active after the time stamp ``since`` (only where Slurm
+    keeps accounting; sacct learns of an end later than squeue). Empty when neither answers.
+    """
+    user = getpass.getuser()
+    cmds = [['squeue', '-h', '-t', 'all', '-u', user, '-n', name, '-o', '%i|%T']]
+    if since is not None:
+        cmds.append(['sacct', '-n', '-X', '-P', '-u', user, '--name', name, '-S',
+                     time.strftime('%Y-%m-%dT%H:%M:%S', time.localtime(since)),
+                     '-o', 'JobID,State'])
+    for cmd in cmds:
+        try:
+            out = _slurm_run(cmd, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if out.returncode != 0:  # e.g. sacct without accounting storage
+            continue
+        jobs = {}
+        for line in out.stdout.splitlines():
+            jid, _, state = line.strip().partition('|')
+            if jid.isdigit() and int(jid) > after and state.strip():
+                jobs[int(jid)] = state.split()[0]  # sacct: "CANCELLED by 1000"
+        if jobs:
+            return sorted(jobs.items())
+    return []
+
+
 def slurm_end_reason(*logs) -> Optional[Tuple[str, str]]:
     """``(job or step id, reason)`` of slurmstepd's last "CANCELLED AT" line in ``logs``, each
     a path or ``(path, offset)`` (where this attempt's output starts); reason is e.g.
@@ -582,6 +614,12 @@ class SlurmLauncher(_SubprocessLauncher):
         python (str, optional): Interpreter of the training (default: this one).
     """
 
+    #: Seconds that an srun-mode candidate which exited with an error waits for Slurm to
+    #: finish ending its job (state COMPLETING) before its final state is taken.
+    state_wait = 15.0
+    #: Seconds before a job's start from which sacct is asked for it (clock differences).
+    sacct_slack = 300.0
+
     def __init__(self, partition: str, gpus_per_candidate: int = 1, gpus_per_node: int = 8,
                  cpus_per_task: int = 5, time: Optional[str] = None, max_concurrent: int = 1,
                  mode: str = 'srun', srun_args: Sequence[str] = (),
@@ -629,6 +667,11 @@ class SlurmLauncher(_SubprocessLauncher):
         name = slurm_job_name(job.work_dir)
         Path(job.work_dir).mkdir(parents=True, exist_ok=True)
         marker = Path(job.work_dir) / SLURM_MARKER
+        if self.mode == 'srun' and marker.exists():
+            # an earlier attempt's job, which Slurm may still list, is not this one's
+            job.info['slurm_before'] = max(
+                (jid for jid, _ in slurm_named_jobs(
+                    name, since=marker.stat().st_mtime - self.sacct_slack)), default=0)
         marker.write_text(json.dumps(dict(name=name, mode=self.mode)) + '\n')
         # the log is appended to by every attempt: Slurm's messages are looked for in this one's
         job.info['log_start'] = os.path.getsize(job.log) if os.path.exists(job.log) else 0
@@ -707,14 +750,46 @@ class SlurmLauncher(_SubprocessLauncher):
             return None
         return str(value) if kind == 'error' else None
 
-    def slurm_cause(self, job, state: Optional[str]) -> Optional[str]:
-        """Why Slurm ended ``job`` (time limit, scancel, memory, node), or None."""
+    def _srun_job(self, job) -> Tuple[Optional[str], Optional[str]]:
+        """``(job id, state)`` of the Slurm job of an srun-mode candidate's attempt, from
+        :func:`slurm_named_jobs`; ``(None, None)`` when Slurm names none (srun got no job, or
+        Slurm has forgotten it).
+
+        srun can exit before slurmstepd's "CANCELLED" line reaches the log, and while Slurm
+        still ends the job: its state is COMPLETING then, which hides the final one (e.g.
+        CANCELLED), so the final state is waited for up to :attr:`state_wait` seconds; a job
+        that is still active after that has state None (the log decides).
+        """
+        name = slurm_job_name(job.work_dir)
+        after = job.info.get('slurm_before', 0)
+        since = (job.started or time.time()) - self.sacct_slack
+        end = time.time() + self.state_wait
+        while True:
+            jobs = slurm_named_jobs(name, after=after, since=since)
+            if not jobs:
+                return None, None
+            jid, state = jobs[-1]
+            if state not in SLURM_ACTIVE_STATES:
+                return str(jid), state
+            if time.time() >= end:
+                return str(jid), None
+            time.sleep(0.25)
+
+    def slurm_cause(self, job, state: Optional[str],
+                    jid: Optional[str] = None) -> Optional[str]:
+        """Why Slurm ended ``job`` (time limit, scancel, memory, node), or None.
+
+        ``state`` is Slurm's final state of the job, if known; ``jid`` its id in srun mode
+        (else the id in slurmstepd's line of the log is named).
+        """
         logs = [(job.log, job.info.get('log_start', 0))]
         if self.mode == 'sbatch':
             logs.append(job.handle.paths.stdout)
         end = slurm_end_reason(*logs)
-        jid = job.handle.job_id if self.mode == 'sbatch' else (end[0].split('.')[0]
-                                                               if end else '?')
+        if self.mode == 'sbatch':
+            jid = job.handle.job_id
+        elif jid is None:
+            jid = end[0].split('.')[0] if end else '?'
         error = self._submitit_error(job) if self.mode == 'sbatch' else None
         if state == 'TIMEOUT' or (end and end[1] == 'TIME LIMIT') or \
                 (error and 'timed-out' in error):
@@ -735,7 +810,11 @@ class SlurmLauncher(_SubprocessLauncher):
         return None
 
     def _outcome(self, job, returncode, timed_out, state=None):
-        return outcome(job, returncode, timed_out, ended=self.slurm_cause(job, state))
+        jid = None
+        if self.mode == 'srun' and returncode != 0 and not timed_out and \
+                read_result(job.work_dir) is None:
+            jid, state = self._srun_job(job)
+        return outcome(job, returncode, timed_out, ended=self.slurm_cause(job, state, jid))
 
     def poll(self):
         if self.mode == 'srun':
