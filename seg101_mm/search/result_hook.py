@@ -95,7 +95,8 @@ class SearchResultHook(Hook):
         if get_rank() == 0 and path.exists():
             path.unlink()  # a stale result of an earlier attempt must not be read back
         from seg101_mm.models.backbone_weights import pretrained_weights_sha256
-        backbone = (runner.cfg.get('model') or {}).get('backbone') or {}
+        model = (getattr(runner, 'cfg', None) or {}).get('model') or {}
+        backbone = model.get('backbone') or {}
         self.backbone_sha256 = pretrained_weights_sha256(backbone.get('init_cfg'))
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
