@@ -115,19 +115,20 @@ def outcome(job: Job, returncode=None, timed_out=False, ended: Optional[str] = N
         extra = {k: result[k] for k in RESULT_EXTRAS if k in result}
         return dict(status='done', metrics=result.get('metrics', {}), log=job.log, **extra)
     if timed_out:
-        return dict(status='failed', cause=f'timeout: killed after {job.timeout} s',
-                    log=job.log)
+        return dict(status='failed', cause=f'timeout: killed after {job.timeout} s', log=job.log)
     if result is not None and result.get('status') == 'failed':
         return dict(status='failed', cause=str(result.get('cause', 'failed')), log=job.log)
     if ended is not None:
         return dict(status='failed', cause=f'{ended}; log tail: {tail(job.log)}', log=job.log)
     error = first_exception(job.log)
     if error is not None:
-        return dict(status='failed', log=job.log,
-                    cause=f'crashed: exit code {returncode}: {error}')
-    return dict(status='failed', log=job.log,
-                cause=f'crashed: exit code {returncode}, no result.json; log tail: '
-                f'{tail(job.log)}')
+        return dict(
+            status='failed', log=job.log, cause=f'crashed: exit code {returncode}: {error}')
+    return dict(
+        status='failed',
+        log=job.log,
+        cause=f'crashed: exit code {returncode}, no result.json; log tail: '
+        f'{tail(job.log)}')
 
 
 def free_port() -> int:
@@ -153,8 +154,8 @@ def _processes():
 
 def _cmdline(pid) -> str:
     try:
-        return Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\0', b' ').decode(
-            errors='replace')
+        return Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\0',
+                                                                 b' ').decode(errors='replace')
     except OSError:
         return ''
 
@@ -187,8 +188,10 @@ def job_processes(pid: Optional[int], match: Sequence[str] = ()) -> dict:
 def _alive(targets: dict) -> dict:
     procs = _processes()
     # a reused pid (other start time) is another process; a zombie has ended
-    return {p: t for p, t in targets.items()
-            if p in procs and procs[p][1] == t and procs[p][2] != 'Z'}
+    return {
+        p: t
+        for p, t in targets.items() if p in procs and procs[p][1] == t and procs[p][2] != 'Z'
+    }
 
 
 def kill_group(pid: Optional[int], grace: float = 5.0, match: Sequence[str] = ()):
@@ -277,8 +280,13 @@ class _SubprocessLauncher(Launcher):
         Path(job.log).parent.mkdir(parents=True, exist_ok=True)
         log = open(job.log, 'ab')
         try:
-            proc = subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT,
-                                    cwd=str(REPO_ROOT), env=env, start_new_session=True)
+            proc = subprocess.Popen(
+                list(cmd),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=str(REPO_ROOT),
+                env=env,
+                start_new_session=True)
         finally:
             log.close()
         job.handle = proc
@@ -290,8 +298,8 @@ class _SubprocessLauncher(Launcher):
         done = []
         for job in list(self.running):
             rc = job.handle.poll()
-            timed_out = (rc is None and job.timeout is not None
-                         and time.time() - job.started > job.timeout)
+            timed_out = (
+                rc is None and job.timeout is not None and time.time() - job.started > job.timeout)
             if timed_out:
                 kill_group(job.handle.pid, match=(job.config, job.work_dir))
                 rc = job.handle.wait()
@@ -339,9 +347,14 @@ class LocalLauncher(_SubprocessLauncher):
         python (str, optional): Interpreter for the script (``PYTHON``), default this one's.
     """
 
-    def __init__(self, gpus=None, gpus_per_candidate: int = 1, max_concurrent: int = 1,
-                 script: str = 'tools/dist_train.sh', threads_per_process: Optional[int] = None,
-                 extra_args: Sequence[str] = (), python: Optional[str] = None):
+    def __init__(self,
+                 gpus=None,
+                 gpus_per_candidate: int = 1,
+                 max_concurrent: int = 1,
+                 script: str = 'tools/dist_train.sh',
+                 threads_per_process: Optional[int] = None,
+                 extra_args: Sequence[str] = (),
+                 python: Optional[str] = None):
         super().__init__()
         if isinstance(gpus, int) and not isinstance(gpus, bool):
             gpus = list(range(gpus))
@@ -384,8 +397,10 @@ class LocalLauncher(_SubprocessLauncher):
         if self.threads_per_process:
             env['OMP_NUM_THREADS'] = str(self.threads_per_process)
         env['PYTHON'] = self.python or env.get('PYTHON') or _python()
-        cmd = ['bash', self.script, job.config, str(self.gpus_per_candidate), '--work-dir',
-               job.work_dir] + self.extra_args
+        cmd = [
+            'bash', self.script, job.config,
+            str(self.gpus_per_candidate), '--work-dir', job.work_dir
+        ] + self.extra_args
         info = self._popen(job, cmd, env)
         return dict(info, gpus=list(job.resources))
 
@@ -404,7 +419,8 @@ _SLURM_TIME = re.compile(r'^(?:(\d+)-)?(\d+)(?::(\d{1,2}))?(?::(\d{1,2}))?$')
 #: Slurm job states of a job that has not ended (a preempted job may be requeued).
 SLURM_ACTIVE_STATES = frozenset({
     'PENDING', 'CONFIGURING', 'RUNNING', 'COMPLETING', 'SUSPENDED', 'REQUEUED', 'REQUEUE_FED',
-    'REQUEUE_HOLD', 'RESIZING', 'SIGNALING', 'STAGE_OUT', 'PREEMPTED', 'RESV_DEL_HOLD'})
+    'REQUEUE_HOLD', 'RESIZING', 'SIGNALING', 'STAGE_OUT', 'PREEMPTED', 'RESV_DEL_HOLD'
+})
 #: The file in a candidate's work dir that says a Slurm job was submitted for it.
 SLURM_MARKER = 'slurm_job.json'
 # slurmstepd's line when Slurm ends a job or step, e.g.
@@ -473,7 +489,8 @@ def slurm_states(job_ids: Sequence[str]) -> Optional[dict]:
     return states
 
 
-def slurm_named_jobs(name: str, after: int = 0,
+def slurm_named_jobs(name: str,
+                     after: int = 0,
                      since: Optional[float] = None) -> List[Tuple[int, str]]:
     """``(job id, state)`` of this user's Slurm jobs named ``name`` with ids above ``after``,
     oldest first.
@@ -485,9 +502,10 @@ def slurm_named_jobs(name: str, after: int = 0,
     user = getpass.getuser()
     cmds = [['squeue', '-h', '-t', 'all', '-u', user, '-n', name, '-o', '%i|%T']]
     if since is not None:
-        cmds.append(['sacct', '-n', '-X', '-P', '-u', user, '--name', name, '-S',
-                     time.strftime('%Y-%m-%dT%H:%M:%S', time.localtime(since)),
-                     '-o', 'JobID,State'])
+        cmds.append([
+            'sacct', '-n', '-X', '-P', '-u', user, '--name', name, '-S',
+            time.strftime('%Y-%m-%dT%H:%M:%S', time.localtime(since)), '-o', 'JobID,State'
+        ])
     for cmd in cmds:
         try:
             out = _slurm_run(cmd, timeout=30)
@@ -571,8 +589,8 @@ def _slurm_training_task(cmd, log, cwd, env, ignore_usr2):
         # job ends at its limit (state TIMEOUT) instead
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     with open(log, 'ab') as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=dict(os.environ, **env), stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=dict(os.environ, **env), stdout=out, stderr=subprocess.STDOUT)
         try:
             code = proc.wait()
         finally:  # submitit's time-limit handler raises here: the training ends with the job
@@ -620,17 +638,26 @@ class SlurmLauncher(_SubprocessLauncher):
     #: Seconds before a job's start from which sacct is asked for it (clock differences).
     sacct_slack = 300.0
 
-    def __init__(self, partition: str, gpus_per_candidate: int = 1, gpus_per_node: int = 8,
-                 cpus_per_task: int = 5, time: Optional[str] = None, max_concurrent: int = 1,
-                 mode: str = 'srun', srun_args: Sequence[str] = (),
-                 script: str = 'tools/slurm_train.sh', python: Optional[str] = None):
+    def __init__(self,
+                 partition: str,
+                 gpus_per_candidate: int = 1,
+                 gpus_per_node: int = 8,
+                 cpus_per_task: int = 5,
+                 time: Optional[str] = None,
+                 max_concurrent: int = 1,
+                 mode: str = 'srun',
+                 srun_args: Sequence[str] = (),
+                 script: str = 'tools/slurm_train.sh',
+                 python: Optional[str] = None):
         super().__init__()
         self.partition = _check_word('partition', partition)
         if time is not None:
             _check_word('time', time, _SLURM_TIME)
         self.time = time
-        for name, v in dict(gpus_per_candidate=gpus_per_candidate, cpus_per_task=cpus_per_task,
-                            max_concurrent=max_concurrent).items():
+        for name, v in dict(
+                gpus_per_candidate=gpus_per_candidate,
+                cpus_per_task=cpus_per_task,
+                max_concurrent=max_concurrent).items():
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f'{name} must be a positive int, got {v!r}')
         if not isinstance(gpus_per_node, int) or isinstance(gpus_per_node, bool) or \
@@ -669,17 +696,20 @@ class SlurmLauncher(_SubprocessLauncher):
         marker = Path(job.work_dir) / SLURM_MARKER
         if self.mode == 'srun' and marker.exists():
             # an earlier attempt's job, which Slurm may still list, is not this one's
-            job.info['slurm_before'] = max(
-                (jid for jid, _ in slurm_named_jobs(
-                    name, since=marker.stat().st_mtime - self.sacct_slack)), default=0)
+            job.info['slurm_before'] = max((jid for jid, _ in slurm_named_jobs(
+                name, since=marker.stat().st_mtime - self.sacct_slack)),
+                                           default=0)
         marker.write_text(json.dumps(dict(name=name, mode=self.mode)) + '\n')
         # the log is appended to by every attempt: Slurm's messages are looked for in this one's
         job.info['log_start'] = os.path.getsize(job.log) if os.path.exists(job.log) else 0
         if self.mode == 'srun':
-            env = dict(os.environ, GPUS=str(self.gpus_per_candidate),
-                       GPUS_PER_NODE=str(self.gpus_per_node),
-                       CPUS_PER_TASK=str(self.cpus_per_task),
-                       SRUN_ARGS=' '.join(self._srun_options()), PYTHON=self.python)
+            env = dict(
+                os.environ,
+                GPUS=str(self.gpus_per_candidate),
+                GPUS_PER_NODE=str(self.gpus_per_node),
+                CPUS_PER_TASK=str(self.cpus_per_task),
+                SRUN_ARGS=' '.join(self._srun_options()),
+                PYTHON=self.python)
             cmd = ['bash', self.script, self.partition, name, job.config, job.work_dir]
             return self._popen(job, cmd, env)
         return self._sbatch(job, name, marker)
@@ -688,15 +718,21 @@ class SlurmLauncher(_SubprocessLauncher):
     def executor(self, job, name):
         """The submitit executor of ``job``: its files go to ``<work_dir>/slurm``."""
         submitit = _submitit()
-        ex = submitit.SlurmExecutor(folder=str(Path(job.work_dir) / 'slurm'),
-                                    python=shlex.quote(self.python))
+        ex = submitit.SlurmExecutor(
+            folder=str(Path(job.work_dir) / 'slurm'), python=shlex.quote(self.python))
         tasks = self.gpus_per_candidate
         per_node = self.gpus_per_node or 1
-        params = dict(partition=self.partition, job_name=name, nodes=-(-tasks // per_node),
-                      ntasks_per_node=per_node, cpus_per_task=self.cpus_per_task,
-                      time=slurm_minutes(self.time) if self.time else None, wckey=None,
-                      stderr_to_stdout=True, srun_args=['--kill-on-bad-exit=1'] + self.srun_args,
-                      additional_parameters=dict(ntasks=tasks))
+        params = dict(
+            partition=self.partition,
+            job_name=name,
+            nodes=-(-tasks // per_node),
+            ntasks_per_node=per_node,
+            cpus_per_task=self.cpus_per_task,
+            time=slurm_minutes(self.time) if self.time else None,
+            wckey=None,
+            stderr_to_stdout=True,
+            srun_args=['--kill-on-bad-exit=1'] + self.srun_args,
+            additional_parameters=dict(ntasks=tasks))
         if self.gpus_per_node:
             params['gres'] = f'gpu:{self.gpus_per_node}'
         ex.update_parameters(**params)
@@ -705,10 +741,15 @@ class SlurmLauncher(_SubprocessLauncher):
     def _sbatch(self, job, name, marker):
         import cloudpickle
         launcher = 'slurm' if self.gpus_per_node else 'none'
-        cmd = [self.python, '-u', str(REPO_ROOT / 'tools' / 'train.py'), job.config,
-               f'--work-dir={job.work_dir}', f'--launcher={launcher}']
-        env = dict(PYTHONPATH=os.pathsep.join([str(REPO_ROOT)] + [
-            p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
+        cmd = [
+            self.python, '-u',
+            str(REPO_ROOT / 'tools' / 'train.py'), job.config, f'--work-dir={job.work_dir}',
+            f'--launcher={launcher}'
+        ]
+        env = dict(
+            PYTHONPATH=os.pathsep.join(
+                [str(REPO_ROOT)] +
+                [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
         Path(job.log).parent.mkdir(parents=True, exist_ok=True)
         module = sys.modules[__name__]
         cloudpickle.register_pickle_by_value(module)
@@ -722,8 +763,8 @@ class SlurmLauncher(_SubprocessLauncher):
         job.handle = handle
         job.started = time.time()
         self.running.append(job)
-        marker.write_text(json.dumps(dict(name=name, mode=self.mode,
-                                          job_id=int(handle.job_id))) + '\n')
+        marker.write_text(
+            json.dumps(dict(name=name, mode=self.mode, job_id=int(handle.job_id))) + '\n')
         return dict(slurm_job=int(handle.job_id))
 
     def _batch_state(self, job, states) -> Optional[str]:
@@ -775,8 +816,7 @@ class SlurmLauncher(_SubprocessLauncher):
                 return str(jid), None
             time.sleep(0.25)
 
-    def slurm_cause(self, job, state: Optional[str],
-                    jid: Optional[str] = None) -> Optional[str]:
+    def slurm_cause(self, job, state: Optional[str], jid: Optional[str] = None) -> Optional[str]:
         """Why Slurm ended ``job`` (time limit, scancel, memory, node), or None.
 
         ``state`` is Slurm's final state of the job, if known; ``jid`` its id in srun mode

@@ -83,8 +83,10 @@ def slurm_cluster(tmp_path_factory):
                     f'install slurmctld slurmd slurm-client munge)')
     d = tmp_path_factory.mktemp('slurm')
     t0 = time.time()
-    start = subprocess.run(['bash', str(CLUSTER), 'start', str(d)], capture_output=True,
-                           text=True, timeout=120)
+    start = subprocess.run(['bash', str(CLUSTER), 'start', str(d)],
+                           capture_output=True,
+                           text=True,
+                           timeout=120)
     if start.returncode != 0:
         subprocess.run(['bash', str(CLUSTER), 'stop', str(d)], capture_output=True, timeout=120)
         reason = (start.stderr.strip().splitlines() or ['no output'])[-1]
@@ -122,8 +124,9 @@ def fake_env(monkeypatch):
 
 @pytest.fixture
 def submitit():
-    return pytest.importorskip('submitit', reason="the sbatch mode needs submitit (pip install "
-                               "'seg101_mm[slurm]')")
+    return pytest.importorskip(
+        'submitit', reason="the sbatch mode needs submitit (pip install "
+        "'seg101_mm[slurm]')")
 
 
 def search(argv):
@@ -137,7 +140,8 @@ def search(argv):
 
 def squeue(*args):
     out = subprocess.run(['squeue', '-h', '-t', 'all', *args, '-o', '%i|%j|%T'],
-                         capture_output=True, text=True)
+                         capture_output=True,
+                         text=True)
     return [line.split('|') for line in out.stdout.split()]
 
 
@@ -174,6 +178,7 @@ def cancel_when_running(work_dir, marker, limit=60.0):
     ``marker``; ``thread.job`` is the job id it cancelled."""
 
     def run():
+
         def ready():
             job = job_of(work_dir)
             log = Path(work_dir) / 'train.log'
@@ -192,8 +197,14 @@ def cancel_when_running(work_dir, marker, limit=60.0):
 
 
 def launcher(cluster, **kwargs):
-    return dict(dict(type='SlurmLauncher', partition=cluster.partition, gpus_per_node=0,
-                     cpus_per_task=1, max_concurrent=2, python=FAKE_PYTHON), **kwargs)
+    return dict(
+        dict(
+            type='SlurmLauncher',
+            partition=cluster.partition,
+            gpus_per_node=0,
+            cpus_per_task=1,
+            max_concurrent=2,
+            python=FAKE_PYTHON), **kwargs)
 
 
 def records(work_dir):
@@ -204,8 +215,12 @@ def records(work_dir):
 def time_limited_job(slurm_cluster, tmp_path_factory):
     """A hanging srun job with a one-minute limit, started with the module: Slurm checks the
     limits every 30 s, so the job ends 60-90 s after its start, while the other tests run."""
-    la = SlurmLauncher(partition=slurm_cluster.partition, gpus_per_node=0, cpus_per_task=1,
-                       time='1', python=FAKE_PYTHON)
+    la = SlurmLauncher(
+        partition=slurm_cluster.partition,
+        gpus_per_node=0,
+        cpus_per_task=1,
+        time='1',
+        python=FAKE_PYTHON)
     job = write_candidate(tmp_path_factory.mktemp('time_limit'), 0)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv('FAKE_REAL_PYTHON', sys.executable)
@@ -225,15 +240,20 @@ def _start_time_limited_job_first(request):
 def test_search_with_srun_and_scancel(slurm_cluster, tmp_path, search_config, fake_env):
     # tools/slurm_train.sh per candidate; candidate 1 hangs until it is scancel'led
     fake_env(**{'1': 'hang'})
-    cfg = search_config(tmp_path / 's.py', launcher(slurm_cluster, mode='srun'), budget=4,
-                        num_init=2, top_k=2, poll=0.1)
+    cfg = search_config(
+        tmp_path / 's.py',
+        launcher(slurm_cluster, mode='srun'),
+        budget=4,
+        num_init=2,
+        top_k=2,
+        poll=0.1)
     wd = tmp_path / 'wd'
     cancel = cancel_when_running(wd / 'candidates' / '0001', 'fake training of candidate 1')
     search([cfg, '--work-dir', str(wd)])
     cancel.join(5)
     recs = records(wd)
-    assert [(r['round'], r['status']) for r in recs] == [(0, 'done'), (0, 'failed'),
-                                                         (1, 'done'), (1, 'done')]
+    assert [(r['round'], r['status']) for r in recs] == [(0, 'done'), (0, 'failed'), (1, 'done'),
+                                                         (1, 'done')]
     for r in recs:
         if r['status'] == 'done':
             assert r['score'] == score(r['genotype'])
@@ -251,8 +271,8 @@ def test_srun_scancel_without_slurmstepd_line(slurm_cluster, tmp_path, fake_env,
     # and while the job is still COMPLETING: the cause comes from Slurm's final state then
     fake_env(**{'0': 'hang'})
     monkeypatch.setattr(launchers, 'slurm_end_reason', lambda *logs: None)
-    la = SlurmLauncher(partition=slurm_cluster.partition, gpus_per_node=0, cpus_per_task=1,
-                       python=FAKE_PYTHON)
+    la = SlurmLauncher(
+        partition=slurm_cluster.partition, gpus_per_node=0, cpus_per_task=1, python=FAKE_PYTHON)
     job = write_candidate(tmp_path, 0)
     cancel = cancel_when_running(job.work_dir, 'fake training of candidate 0')
     out = drain(la, [job], limit=90)
@@ -264,8 +284,8 @@ def test_srun_scancel_without_slurmstepd_line(slurm_cluster, tmp_path, fake_env,
         f'tail: ')
     # a second attempt whose srun gets no job is not taken for the first one, which Slurm
     # still lists as cancelled
-    bad = SlurmLauncher(partition='no_such_partition', gpus_per_node=0, cpus_per_task=1,
-                        python=FAKE_PYTHON)
+    bad = SlurmLauncher(
+        partition='no_such_partition', gpus_per_node=0, cpus_per_task=1, python=FAKE_PYTHON)
     again = drain(bad, [write_candidate(tmp_path, 0)], limit=60)
     assert job_of(job.work_dir) == (cancel.job, 'CANCELLED')
     assert again[0]['cause'].startswith('crashed: exit code 1, no result.json; log tail: ')
@@ -277,9 +297,13 @@ def test_search_with_sbatch_scancel_and_time_limit(slurm_cluster, tmp_path, sear
     # submitit batch jobs with a one-minute limit: candidate 1 hangs into the limit, candidate 2
     # hangs until it is scancel'led
     fake_env(**{'1': 'hang', '2': 'hang'})
-    cfg = search_config(tmp_path / 's.py', launcher(slurm_cluster, mode='sbatch', time='1',
-                                                    max_concurrent=3),
-                        budget=4, num_init=4, top_k=2, poll=0.1)
+    cfg = search_config(
+        tmp_path / 's.py',
+        launcher(slurm_cluster, mode='sbatch', time='1', max_concurrent=3),
+        budget=4,
+        num_init=4,
+        top_k=2,
+        poll=0.1)
     wd = tmp_path / 'wd'
     cancel = cancel_when_running(wd / 'candidates' / '0002', 'fake training of candidate 2')
     t0 = time.time()
@@ -287,8 +311,10 @@ def test_search_with_sbatch_scancel_and_time_limit(slurm_cluster, tmp_path, sear
     took = time.time() - t0
     recs = records(wd)
     assert [r['status'] for r in recs] == ['done', 'failed', 'failed', 'done']
-    assert {r['score'] for r in recs if r['status'] == 'done'} == {
-        score(recs[0]['genotype']), score(recs[3]['genotype'])}
+    assert {r['score']
+            for r in recs
+            if r['status'] == 'done'} == {score(recs[0]['genotype']),
+                                          score(recs[3]['genotype'])}
     job1 = json.loads((Path(recs[1]['work_dir']) / SLURM_MARKER).read_text())['job_id']
     # Slurm's warning signal (submitit's --signal=USR2@90) ends the job before its limit
     assert recs[1]['cause'].startswith(f'timeout: Slurm time limit 1 reached (job {job1})')
@@ -306,8 +332,14 @@ def test_search_with_sbatch_scancel_and_time_limit(slurm_cluster, tmp_path, sear
 def test_real_training_through_sbatch(slurm_cluster, tmp_path, search_config, monkeypatch,
                                       submitit):
     monkeypatch.setenv('OMP_NUM_THREADS', '1')
-    cfg = search_config(tmp_path / 's.py', launcher(slurm_cluster, mode='sbatch', python=None),
-                        budget=1, num_init=1, top_k=1, iters=1, poll=0.2)
+    cfg = search_config(
+        tmp_path / 's.py',
+        launcher(slurm_cluster, mode='sbatch', python=None),
+        budget=1,
+        num_init=1,
+        top_k=1,
+        iters=1,
+        poll=0.2)
     wd = tmp_path / 'wd'
     search([cfg, '--work-dir', str(wd)])
     rec, = records(wd)
@@ -319,19 +351,28 @@ def test_real_training_through_sbatch(slurm_cluster, tmp_path, search_config, mo
 
 
 @pytest.mark.parametrize('mode', ['srun', 'sbatch'])
-def test_kill_9_then_resume_cancels_orphaned_jobs(slurm_cluster, tmp_path, search_config,
-                                                  fake_env, request, mode):
+def test_kill_9_then_resume_cancels_orphaned_jobs(slurm_cluster, tmp_path, search_config, fake_env,
+                                                  request, mode):
     if mode == 'sbatch':
         request.getfixturevalue('submitit')
     fake_env(**{'1': 'hang'})
-    cfg = search_config(tmp_path / 's.py', launcher(slurm_cluster, mode=mode,
-                                                    max_concurrent=1),
-                        budget=4, num_init=2, top_k=2, poll=0.1)
+    cfg = search_config(
+        tmp_path / 's.py',
+        launcher(slurm_cluster, mode=mode, max_concurrent=1),
+        budget=4,
+        num_init=2,
+        top_k=2,
+        poll=0.1)
     wd = tmp_path / 'wd'
-    proc = subprocess.Popen([sys.executable, str(REPO / 'tools' / 'search.py'), cfg,
-                             '--work-dir', str(wd)], cwd=str(REPO),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable,
+         str(REPO / 'tools' / 'search.py'), cfg, '--work-dir',
+         str(wd)],
+        cwd=str(REPO),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
     try:
+
         def hanging():
             job = job_of(wd / 'candidates' / '0001')
             log = wd / 'candidates' / '0001' / 'train.log'
