@@ -309,6 +309,7 @@ def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_
     beats = res['beats_baselines']
     early = [r for r in res['early_vs_final'] if r['against'] == 'final val']
     vt = [r for r in res['early_vs_final'] if r['against'] == 'test']
+    first = (bench.curve_iters or [proto.get('val_interval') or 1])[0]
     lines = [
         '# The proxy study on SEG101-Bench',
         '',
@@ -394,7 +395,8 @@ def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_
         f"bench = load_benchmark('{bench_path}')",
         "entry = bench.query('ga=...;gb=...;st=...;h0=...;h1=...;hm=...')  # or its key",
         "snip = bench.values('proxies.snip')          # key -> score",
-        "early = bench.values('mIoU@30')              # val mIoU after 30 iterations",
+        f"early = bench.values('mIoU@{first}')              # val mIoU after {first} "
+        'iterations',
         "bench.to_csv('seg101-bench.csv')             # one row per architecture",
         '```',
         '',
