@@ -1,4 +1,5 @@
 """The committed SEG101-Bench files read with the loader and hold what their meta promises."""
+import json
 import math
 from pathlib import Path
 
@@ -8,7 +9,9 @@ from seg101_mm.benchmark import load_benchmark
 from seg101_mm.space import Genotype
 
 REPO = Path(__file__).resolve().parents[2]
-FILES = sorted((REPO / 'benchmarks').glob('*.json'))
+FILES = sorted(
+    p for p in (REPO / 'benchmarks').glob('*.json') if not p.name.endswith('_retrain.json'))
+RETRAINED = sorted((REPO / 'benchmarks').glob('*_retrain.json'))
 
 
 @pytest.mark.skipif(not FILES, reason='no benchmark file committed under benchmarks/')
@@ -37,3 +40,23 @@ def test_committed_benchmark_file(path):
         for k, v in entry['proxies'].items():
             assert (v is not None and math.isfinite(v)) or k in entry.get('proxy_failures', {})
         assert entry['params'] > 4.77e6  # RegNetX-400MF alone
+
+
+@pytest.mark.skipif(not RETRAINED, reason='no retraining check committed under benchmarks/')
+@pytest.mark.parametrize('path', RETRAINED, ids=[p.name for p in RETRAINED])
+def test_committed_retraining_check(path):
+    """A retrain file compares with the entries of its own benchmark file, and its summary
+    follows from its rows."""
+    from seg101_mm.benchmark.retrain import summarise
+    rep = json.loads(path.read_text())
+    bench = load_benchmark(REPO / rep['benchmark'])
+    by_id = {e['id']: e for e in bench}
+    assert rep['rows']
+    for row in rep['rows']:
+        entry = by_id[row['id']]
+        assert row['key'] == entry['key'] and row['recorded'] == entry['val']
+        assert row['recorded_seed'] == bench.meta['seeds']['training']
+    again = summarise(rep['rows'])
+    assert [s['within_noise'] for s in again] == [s['within_noise'] for s in rep['summary']]
+    for s, t in zip(again, rep['summary']):
+        assert s['values'] == t['values'] and s['gap'] == pytest.approx(t['gap'])
