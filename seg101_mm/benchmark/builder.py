@@ -42,7 +42,8 @@ def stable_seed(key: str) -> int:
     return zlib.crc32(key.encode()) & 0x7fffffff
 
 
-def _rounded(metrics: dict, digits=METRIC_DIGITS) -> dict:
+def rounded_metrics(metrics: dict, digits=METRIC_DIGITS) -> dict:
+    """Metrics as the benchmark file keeps them (``digits`` decimals)."""
     return {k: round(float(v), digits) for k, v in (metrics or {}).items()}
 
 
@@ -56,11 +57,12 @@ def entry_from_record(rec: dict, scores: Optional[dict] = None) -> dict:
     entry = dict(
         genotype=rec['genotype'],
         id=rec['id'],
-        val=_rounded(rec.get('metrics')),
+        val=rounded_metrics(rec.get('metrics')),
         curve=[
-            dict(iter=int(p['iter']), **_rounded(p['metrics'])) for p in rec.get('curve') or []
+            dict(iter=int(p['iter']), **rounded_metrics(p['metrics']))
+            for p in rec.get('curve') or []
         ],
-        test=_rounded(rec.get('test_metrics')))
+        test=rounded_metrics(rec.get('test_metrics')))
     if rec.get('train_seconds') is not None:
         entry['train_seconds'] = round(float(rec['train_seconds']), 1)
     if rec.get('backbone_sha256'):

@@ -13,9 +13,7 @@ Every training writes ``result.json`` in its own work dir; a second run reuses t
 ones, so a stopped check continues where it stopped. ``tools/analysis_tools/
 retrain_benchmark.py`` is the command.
 """
-import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -150,7 +148,8 @@ def retrain(bench: Benchmark,
 
 
 def _fill(row: dict, result: dict):
-    row['val'] = {k: round(float(v), 2) for k, v in (result.get('metrics') or {}).items()}
+    from .builder import rounded_metrics
+    row['val'] = rounded_metrics(result.get('metrics'))
     row['backbone_sha256'] = result.get('backbone_sha256')
 
 
@@ -184,8 +183,8 @@ def summarise(rows: Sequence[dict], metric: str = 'mIoU') -> list:
 
 def write_retrain(path, bench_path, rows: Sequence[dict], summary: Sequence[dict]):
     """The rows and the summary as one JSON file (through a temporary name and a rename)."""
+    from seg101_mm.search.result_hook import write_result
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = dict(
         benchmark=str(bench_path),
         noise_sigmas=NOISE_SIGMAS,
@@ -194,7 +193,5 @@ def write_retrain(path, bench_path, rows: Sequence[dict], summary: Sequence[dict
             k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in s.items()
         } for s in summary])
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + '\n')
-    os.replace(tmp, path)
+    write_result(path.parent, data, path.name)
     return path
