@@ -15,6 +15,8 @@ setup(
     long_description=readme(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['seg101_mm', 'seg101_mm.*']),
+    # the torchrun and srun scripts that launchers run the package's command lines with
+    package_data={'seg101_mm.tools': ['*.sh']},
     # Both verified stacks need 3.10: the OneDL forks declare it, and so does torch 2.14 (which
     # requirements.txt pins for the upstream stack as well).
     python_requires='>=3.10',

@@ -44,10 +44,21 @@ from mmseg.registry import MODELS
 from seg101_mm.models import build_seg101
 from seg101_mm.space import HEAD_MERGES, sample
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', 'tools'))
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', 'tools', 'analysis_tools'))
-from seg101_info import count_flops  # noqa: E402
-from train import replace_sync_bn  # noqa: E402
+from seg101_mm.tools.train import replace_sync_bn
+
+
+def _seg101_info():
+    """tools/analysis_tools/seg101_info.py (its FLOPs and activations counter) as a module."""
+    import importlib.util
+    path = osp.join(osp.dirname(osp.abspath(__file__)), '..', 'tools', 'analysis_tools',
+                    'seg101_info.py')
+    spec = importlib.util.spec_from_file_location('_seg101_info', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+count_flops = _seg101_info().count_flops
 
 #: mmseg base model configs of the two baselines of the paper (docs/method.md section 10).
 BASELINES = (

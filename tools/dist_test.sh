@@ -1,31 +1,11 @@
 #!/usr/bin/env bash
 # Distributed testing with torchrun: tools/dist_test.sh CONFIG CHECKPOINT GPUS [PY_ARGS...]
-# GPUS is the number of processes per node. Without CUDA each process runs on the CPU with
-# the gloo backend (see tools/train.py). Multi-node: set NNODES, NODE_RANK, MASTER_ADDR, PORT.
+# Environment: NNODES, NODE_RANK, MASTER_ADDR, PORT, PYTHON (seg101_mm/tools/dist_run.sh).
 set -euo pipefail
-
 if [ $# -lt 3 ]; then
     echo "usage: $0 CONFIG CHECKPOINT GPUS [PY_ARGS...]" >&2
     exit 2
 fi
-
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-PYTHON=${PYTHON:-python}
-
-PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$(dirname "$0")/test.py" \
-    "$CONFIG" \
-    "$CHECKPOINT" \
-    --launcher pytorch "${@:4}"
+ROOT="$(dirname "$0")/.."
+PYTHONPATH="$ROOT":${PYTHONPATH:-} \
+    exec bash "$ROOT/seg101_mm/tools/dist_run.sh" seg101_mm.tools.test "$3" "$1" "$2" "${@:4}"

@@ -1,9 +1,9 @@
 """Train a backbone once in-house and save it for every candidate of a search or benchmark.
 
-Trains CONFIG with ``tools/train.py`` (seeded, resumable), then keeps the ``backbone.*``
-weights of its last checkpoint in ``--out`` and prints the SHA-256 of the weights, which is
-also written beside it (``<out>.json``) and names the backbone in results. Start a config from
-it with::
+Trains CONFIG with ``python -m seg101_mm.tools.train`` (seeded, resumable), then keeps the
+``backbone.*`` weights of its last checkpoint in ``--out`` and prints the SHA-256 of the
+weights, which is also written beside it (``<out>.json``) and names the backbone in results.
+Start a config from it with::
 
     --cfg-options model.backbone.init_cfg.type=Pretrained \\
         model.backbone.init_cfg.checkpoint=<out> model.backbone.init_cfg.prefix=backbone.
@@ -24,7 +24,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-TRAIN = Path(__file__).resolve().parent / 'train.py'
+#: The training command line that this one runs.
+TRAIN_MODULE = 'seg101_mm.tools.train'
 
 
 def parse_args(argv=None):
@@ -83,7 +84,7 @@ def main(argv=None):
     work_dir = Path(args.work_dir) if args.work_dir else out.with_suffix('')
     cfg = Config.fromfile(args.config)
     iters = args.iters or cfg.train_cfg.max_iters
-    cmd = [sys.executable, str(TRAIN), args.config, '--work-dir', str(work_dir)]
+    cmd = [sys.executable, '-m', TRAIN_MODULE, args.config, '--work-dir', str(work_dir)]
     if last_checkpoint(work_dir) is not None:
         cmd.append('--resume')  # continue an interrupted run (a finished one returns at once)
     cmd += ['--cfg-options'] + train_options(args)

@@ -18,7 +18,7 @@ train_cfg = dict(
     budget=100,
     seed=0,
     candidate=dict(
-        template='configs/benchmark/candidates/'
+        template='{{ fileDirname }}/candidates/'
         'seg101_regnetx400mf-inhouse_1xb4-cpu-160it_mass-roads-128x128.py',
         test=True),
     export=None,

@@ -22,11 +22,11 @@ train_cfg = dict(
     launcher=dict(
         type='LocalLauncher', gpus_per_candidate=1, max_concurrent=2, threads_per_process=1),
     candidate=dict(
-        template='configs/search/candidates/'
+        template='{{ fileDirname }}/candidates/'
         'seg101_regnetx400mf-inhouse_1xb4-cpu-150it_mass-roads-256x256.py',
         data_root='data/mass_roads'),
     export=dict(
-        template='configs/search/full/seg101_regnetx400mf_2xb2-100e_mass-roads-512x512.py'),
+        template='{{ fileDirname }}/full/seg101_regnetx400mf_2xb2-100e_mass-roads-512x512.py'),
     max_failures=5,
     candidate_timeout=1800,
     poll_interval=2.0)

@@ -314,7 +314,7 @@ def benchmark_meta(loop, scorer: Optional[ProxyScorer], extra: Optional[dict] = 
     meta = dict(
         search_config=_relative(cfg_file) if cfg_file else None,
         protocol=dict(
-            candidate_template=loop.candidate['template'],
+            candidate_template=_relative(loop.candidate['template']),
             overrides=loop.candidate.get('overrides'),
             max_iters=template['train_cfg']['max_iters'],
             val_interval=template['train_cfg'].get('val_interval')),
@@ -516,7 +516,7 @@ def check_compatible(bench: Benchmark, train_cfg: dict, out):
     if not meta:
         return
     now = dict(
-        candidate_template=train_cfg['candidate']['template'],
+        candidate_template=_relative(train_cfg['candidate']['template']),
         data_root=train_cfg['candidate'].get('data_root'),
         sampling_seed=train_cfg['seed'],
         strategy=train_cfg['strategy'].get('type'),

@@ -104,8 +104,7 @@ def build_segmentor(model_cfg, init_weights=True):
     from mmengine.config import ConfigDict
     from mmengine.registry import DefaultScope
 
-    import seg101_mm  # noqa: F401  registers the modules and the compat fixes
-
+    # the modules are registered: importing this module ran the package's initialisation
     # ConfigDict: mmseg reads train_cfg / test_cfg by attribute
     cfg = ConfigDict(copy.deepcopy(model_cfg))
     with DefaultScope.overwrite_default_scope('mmseg'):

@@ -7,12 +7,13 @@ come from the ``result.json`` that :class:`~seg101_mm.search.result_hook.SearchR
 in the candidate's work_dir; a job that ends without one crashed, and a job that runs past its
 ``timeout`` is killed.
 
-- :class:`LocalLauncher`: ``tools/dist_train.sh CONFIG N`` per candidate, a pool of GPUs with
-  ``gpus_per_candidate`` each and ``max_concurrent`` candidates at once; on a machine without
-  GPUs each candidate runs ``gpus_per_candidate`` CPU processes with the gloo backend.
-- :class:`SlurmLauncher`: one Slurm job per candidate, through ``tools/slurm_train.sh`` (srun)
-  or a batch job submitted with submitit (sbatch); partition / GPUs / time options. A job that
-  Slurm ends (time limit, scancel, memory, node failure) is recorded with that cause.
+- :class:`LocalLauncher`: a torchrun of ``seg101_mm.tools.train`` per candidate, a pool of
+  GPUs with ``gpus_per_candidate`` each and ``max_concurrent`` candidates at once; on a machine
+  without GPUs each candidate runs ``gpus_per_candidate`` CPU processes with the gloo backend.
+- :class:`SlurmLauncher`: one Slurm job per candidate, a blocking srun (the package's
+  ``tools/slurm_run.sh``) or a batch job submitted with submitit (sbatch); partition, GPUs and
+  time options. A job that Slurm ends (time limit, scancel, memory, node failure) is recorded
+  with that cause.
 - :class:`InProcessLauncher`: builds an mmengine Runner in this process (tests, tiny runs).
 
 Subprocess launchers start every job in its own process group and report its id, so a search
@@ -37,7 +38,23 @@ from typing import List, Optional, Sequence, Tuple
 from .registry import LAUNCHERS, build_registered
 from .result_hook import read_result
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+#: The package's torchrun and srun scripts (installed with it), and the command line they run.
+DIST_RUN = str(Path(__file__).resolve().parents[1] / 'tools' / 'dist_run.sh')
+SLURM_RUN = str(Path(__file__).resolve().parents[1] / 'tools' / 'slurm_run.sh')
+TRAIN_MODULE = 'seg101_mm.tools.train'
+#: The folder that holds the package: batch jobs put it on ``PYTHONPATH`` so that they import
+#: the seg101_mm that submitted them.
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+
+
+def _user_script(kind: str, script: Optional[str]) -> Optional[str]:
+    """A user's training script (relative paths from the working directory), or None."""
+    if script is None:
+        return None
+    path = os.path.abspath(os.path.expanduser(script))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{kind} script {script!r} not found (looked for {path})')
+    return path
 
 
 def build_launcher(cfg: dict) -> 'Launcher':
@@ -284,7 +301,6 @@ class _SubprocessLauncher(Launcher):
                 list(cmd),
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                cwd=str(REPO_ROOT),
                 env=env,
                 start_new_session=True)
         finally:
@@ -334,14 +350,16 @@ def _detect_gpus():
 
 @LAUNCHERS.register_module(name=['LocalLauncher', 'local'])
 class LocalLauncher(_SubprocessLauncher):
-    """Train each candidate with ``tools/dist_train.sh CONFIG N`` on this machine.
+    """Train each candidate with a torchrun of ``seg101_mm.tools.train`` on this machine.
 
     Args:
         gpus (int | list[int], optional): GPU ids of the pool (an int n means ids 0..n-1).
             None: every visible GPU; none visible (or an empty list): CPU processes with gloo.
         gpus_per_candidate (int): Processes (GPUs) per candidate.
         max_concurrent (int): Candidates at once (also limited by the GPU pool).
-        script (str): The training script, relative to the repository root.
+        script (str, optional): A training script with ``tools/dist_train.sh``'s command line
+            (``CONFIG GPUS [ARGS...]``), relative to the working directory; None (default):
+            the package's torchrun of ``seg101_mm.tools.train``.
         threads_per_process (int, optional): ``OMP_NUM_THREADS`` of every process.
         extra_args (list[str]): Appended to the training command (e.g. ``['--amp']``).
         python (str, optional): Interpreter for the script (``PYTHON``), default this one's.
@@ -351,7 +369,7 @@ class LocalLauncher(_SubprocessLauncher):
                  gpus=None,
                  gpus_per_candidate: int = 1,
                  max_concurrent: int = 1,
-                 script: str = 'tools/dist_train.sh',
+                 script: Optional[str] = None,
                  threads_per_process: Optional[int] = None,
                  extra_args: Sequence[str] = (),
                  python: Optional[str] = None):
@@ -370,9 +388,7 @@ class LocalLauncher(_SubprocessLauncher):
         self.gpus_per_candidate = gpus_per_candidate
         self.max_concurrent = max_concurrent
         self.free_gpus = list(self.gpus)
-        self.script = str(REPO_ROOT / script) if not os.path.isabs(script) else script
-        if not os.path.exists(self.script):
-            raise FileNotFoundError(f'training script {self.script} not found')
+        self.script = _user_script('training', script)
         self.threads_per_process = threads_per_process
         self.extra_args = [str(a) for a in extra_args]
         self.python = python
@@ -397,10 +413,10 @@ class LocalLauncher(_SubprocessLauncher):
         if self.threads_per_process:
             env['OMP_NUM_THREADS'] = str(self.threads_per_process)
         env['PYTHON'] = self.python or env.get('PYTHON') or _python()
-        cmd = [
-            'bash', self.script, job.config,
-            str(self.gpus_per_candidate), '--work-dir', job.work_dir
-        ] + self.extra_args
+        nproc = str(self.gpus_per_candidate)
+        head = ['bash', self.script, job.config, nproc] if self.script else \
+            ['bash', DIST_RUN, TRAIN_MODULE, nproc, job.config]
+        cmd = head + ['--work-dir', job.work_dir] + self.extra_args
         info = self._popen(job, cmd, env)
         return dict(info, gpus=list(job.resources))
 
@@ -624,11 +640,13 @@ class SlurmLauncher(_SubprocessLauncher):
         time (str, optional): Slurm time limit, e.g. ``'02:00:00'`` or ``'1-00:00:00'``; None:
             the partition's default.
         max_concurrent (int): Candidates submitted at once.
-        mode (str): ``'srun'`` runs ``tools/slurm_train.sh`` (a blocking srun per candidate);
+        mode (str): ``'srun'``: a blocking srun per candidate;
             ``'sbatch'`` submits a batch job through submitit (``pip install
             seg101_mm[slurm]``) and polls its state.
         srun_args (list[str]): Extra srun options (checked words only).
-        script (str): Script of the srun mode.
+        script (str, optional): Script of the srun mode, with ``tools/slurm_train.sh``'s
+            command line (``PARTITION JOB_NAME CONFIG WORK_DIR``), relative to the working
+            directory; None (default): the package's srun of ``seg101_mm.tools.train``.
         python (str, optional): Interpreter of the training (default: this one).
     """
 
@@ -647,7 +665,7 @@ class SlurmLauncher(_SubprocessLauncher):
                  max_concurrent: int = 1,
                  mode: str = 'srun',
                  srun_args: Sequence[str] = (),
-                 script: str = 'tools/slurm_train.sh',
+                 script: Optional[str] = None,
                  python: Optional[str] = None):
         super().__init__()
         self.partition = _check_word('partition', partition)
@@ -665,7 +683,7 @@ class SlurmLauncher(_SubprocessLauncher):
             raise ValueError(f'gpus_per_node must be a positive int, or 0 for CPU nodes, got '
                              f'{gpus_per_node!r}')
         if gpus_per_node == 0 and gpus_per_candidate != 1:
-            # tools/train.py's slurm launcher sets a CUDA device per task
+            # seg101_mm.tools.train's slurm launcher sets a CUDA device per task
             raise ValueError(f'gpus_per_node=0 (CPU nodes) trains one task per candidate, got '
                              f'gpus_per_candidate={gpus_per_candidate}; expected 1')
         if mode not in ('srun', 'sbatch'):
@@ -678,7 +696,7 @@ class SlurmLauncher(_SubprocessLauncher):
         self.max_concurrent = max_concurrent
         self.mode = mode
         self.srun_args = [_check_word('srun_args', a) for a in srun_args]
-        self.script = str(REPO_ROOT / script)
+        self.script = _user_script('srun', script)
         self.python = python or _python()
 
     def slots(self):
@@ -710,7 +728,11 @@ class SlurmLauncher(_SubprocessLauncher):
                 CPUS_PER_TASK=str(self.cpus_per_task),
                 SRUN_ARGS=' '.join(self._srun_options()),
                 PYTHON=self.python)
-            cmd = ['bash', self.script, self.partition, name, job.config, job.work_dir]
+            if self.script:
+                cmd = ['bash', self.script, self.partition, name, job.config, job.work_dir]
+            else:
+                cmd = ['bash', SLURM_RUN, self.partition, name, TRAIN_MODULE, job.config,
+                       f'--work-dir={job.work_dir}']
             return self._popen(job, cmd, env)
         return self._sbatch(job, name, marker)
 
@@ -742,20 +764,19 @@ class SlurmLauncher(_SubprocessLauncher):
         import cloudpickle
         launcher = 'slurm' if self.gpus_per_node else 'none'
         cmd = [
-            self.python, '-u',
-            str(REPO_ROOT / 'tools' / 'train.py'), job.config, f'--work-dir={job.work_dir}',
+            self.python, '-u', '-m', TRAIN_MODULE, job.config, f'--work-dir={job.work_dir}',
             f'--launcher={launcher}'
         ]
         env = dict(
             PYTHONPATH=os.pathsep.join(
-                [str(REPO_ROOT)] +
+                [PACKAGE_PARENT] +
                 [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
         Path(job.log).parent.mkdir(parents=True, exist_ok=True)
         module = sys.modules[__name__]
         cloudpickle.register_pickle_by_value(module)
         try:
             handle = self.executor(job, name).submit(_slurm_training_task, cmd, job.log,
-                                                     str(REPO_ROOT), env, self.time is None)
+                                                     os.getcwd(), env, self.time is None)
         except Exception as e:  # noqa: BLE001  sbatch's refusal, as one message
             raise RuntimeError(f'sbatch of candidate {job.cid} failed: {e}') from None
         finally:

@@ -1,9 +1,9 @@
 """SEG101-Bench built by the search machinery on generated scenes: learning curves, test
 metrics and proxies per entry, the file as the loader reads it, resume after a stop, and a
 fresh work dir that continues from the file without training its entries again."""
+import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -47,13 +47,17 @@ log_level = 'WARNING'
     return str(path)
 
 
+def load_script(relpath):
+    """A script of the checkout imported as a module, without its folder on ``sys.path``."""
+    path = REPO / relpath
+    spec = importlib.util.spec_from_file_location('_script_' + path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def build_tool(argv):
-    sys.path.insert(0, str(REPO / 'tools' / 'analysis_tools'))
-    try:
-        import build_benchmark
-    finally:
-        sys.path.pop(0)
-    return build_benchmark.main(argv)
+    return load_script('tools/analysis_tools/build_benchmark.py').main(argv)
 
 
 @pytest.fixture(scope='module')
@@ -179,11 +183,7 @@ def test_retraining_with_the_recorded_seed_reproduces_an_entry(built, tmp_path, 
         retrain(bench, ['999'], [0], tmp_path / 'rt2', data_root=str(tmp / 'wd' / 'data'))
     with pytest.raises(BenchmarkError, match="data root '/nope' not found"):
         retrain(bench, [str(entry['id'])], [0], tmp_path / 'rt2', data_root='/nope')
-    sys.path.insert(0, str(REPO / 'tools' / 'analysis_tools'))
-    try:
-        import retrain_benchmark
-    finally:
-        sys.path.pop(0)
+    retrain_benchmark = load_script('tools/analysis_tools/retrain_benchmark.py')
     assert retrain_benchmark.main([
         str(out), '--entries', '999', '--work-dir',
         str(tmp_path / 'rt3'), '--data-root',

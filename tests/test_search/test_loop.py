@@ -15,11 +15,7 @@ from seg101_mm.search.ledger import Ledger
 
 
 def search(argv):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'tools'))
-    try:
-        import search as search_tool
-    finally:
-        sys.path.pop(0)
+    from seg101_mm.tools import search as search_tool
     search_tool.main(argv)
 
 

@@ -25,11 +25,7 @@ TOOLS = Path(__file__).resolve().parents[2] / 'tools'
 
 
 def search_tool():
-    sys.path.insert(0, str(TOOLS))
-    try:
-        import search as tool
-    finally:
-        sys.path.pop(0)
+    from seg101_mm.tools import search as tool
     return tool
 
 

@@ -130,11 +130,7 @@ def submitit():
 
 
 def search(argv):
-    sys.path.insert(0, str(REPO / 'tools'))
-    try:
-        import search as search_tool
-    finally:
-        sys.path.pop(0)
+    from seg101_mm.tools import search as search_tool
     search_tool.main(argv)
 
 

@@ -56,11 +56,11 @@ def test_dist_scripts_call_torchrun_and_pass_extra_args(tmp_path, script, positi
             MASTER_ADDR='10.0.0.5'), tmp_path)
     assert proc.returncode == 0, proc.stderr
     argv = out.read_text().splitlines()
+    module = 'seg101_mm.tools.' + script.replace('dist_', '').replace('.sh', '')
     assert argv == [
         '-m', 'torch.distributed.run', '--nnodes=2', '--node_rank=1', '--master_addr=10.0.0.5',
-        '--nproc_per_node=2', '--master_port=29777',
-        str(TOOLS / script.replace('dist_', '').replace('.sh', '.py'))
-    ] + entry + ['--launcher', 'pytorch'] + extra
+        '--nproc_per_node=2', '--master_port=29777', '-m', module
+    ] + entry + extra + ['--launcher', 'pytorch']
 
 
 def test_dist_train_defaults_to_one_local_node(tmp_path):
@@ -73,14 +73,14 @@ def test_dist_train_defaults_to_one_local_node(tmp_path):
         '--nnodes=1', '--node_rank=0', '--master_addr=127.0.0.1', '--nproc_per_node=4',
         '--master_port=29500'
     ]
-    assert argv[-3:] == ['cfg.py', '--launcher', 'pytorch']
+    assert argv[-5:] == ['-m', 'seg101_mm.tools.train', 'cfg.py', '--launcher', 'pytorch']
 
 
 @pytest.mark.parametrize('script,positional,entry', [
     ('slurm_train.sh', ['gpu_part', 'seg101', 'cfg.py', 'work dir'
-                        ], ['train.py', 'cfg.py', '--work-dir=work dir']),
+                        ], ['seg101_mm.tools.train', 'cfg.py', '--work-dir=work dir']),
     ('slurm_test.sh', ['gpu_part', 'seg101', 'cfg.py', 'ckpt.pth'
-                       ], ['test.py', 'cfg.py', 'ckpt.pth']),
+                       ], ['seg101_mm.tools.test', 'cfg.py', 'ckpt.pth']),
 ])
 def test_slurm_scripts_call_srun_and_pass_extra_args(tmp_path, script, positional, entry):
     out = tmp_path / 'argv.txt'
@@ -103,8 +103,8 @@ def test_slurm_scripts_call_srun_and_pass_extra_args(tmp_path, script, positiona
     assert argv == [
         '-p', 'gpu_part', '--job-name=seg101', '--gres=gpu:4', '--ntasks=8', '--ntasks-per-node=4',
         '--cpus-per-task=6', '--kill-on-bad-exit=1', '--mem=0', '--time=10', 'python3', '-u',
-        str(TOOLS / tool)
-    ] + rest + ['--launcher=slurm'] + extra
+        '-m', tool
+    ] + rest + extra + ['--launcher=slurm']
 
 
 @pytest.mark.parametrize('script,usage', [
@@ -122,3 +122,25 @@ def test_scripts_print_usage_when_arguments_are_missing(tmp_path, script, usage)
 def test_scripts_are_executable():
     for script in ('dist_train.sh', 'dist_test.sh', 'slurm_train.sh', 'slurm_test.sh'):
         assert os.access(REPO_ROOT / 'tools' / script, os.X_OK), script
+    for script in ('dist_run.sh', 'slurm_run.sh'):
+        assert os.access(REPO_ROOT / 'seg101_mm' / 'tools' / script, os.X_OK), script
+
+
+def test_package_scripts_put_the_module_and_launcher_around_the_arguments(tmp_path):
+    # what the search's launchers run when no script is configured: no checkout involved
+    out = tmp_path / 'argv.txt'
+    fake_python = _recorder(tmp_path / 'fake_python', out)
+    proc = subprocess.run(
+        ['bash', str(REPO_ROOT / 'seg101_mm' / 'tools' / 'dist_run.sh'), 'seg101_mm.tools.train',
+         '3', 'c.py', '--work-dir', 'w'],
+        env=dict(os.environ, PYTHON=str(fake_python), PORT='29611'),
+        cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    argv = out.read_text().splitlines()
+    assert argv[5:] == ['--nproc_per_node=3', '--master_port=29611', '-m',
+                        'seg101_mm.tools.train', 'c.py', '--work-dir', 'w', '--launcher',
+                        'pytorch']
+    proc = subprocess.run(['bash', str(REPO_ROOT / 'seg101_mm' / 'tools' / 'slurm_run.sh'), 'p'],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert 'PARTITION JOB_NAME MODULE' in proc.stderr

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
-from tool_helpers import free_port, load_tool
+from tool_helpers import free_port
 
-train = load_tool('train.py')
+from seg101_mm.tools import train
 
 
 def _cfg(**extra):
@@ -145,7 +145,7 @@ def test_parse_args_matches_mmseg_cli(monkeypatch):
 
 
 def test_test_tool_options_reach_the_config(tmp_path):
-    test = load_tool('test.py')
+    from seg101_mm.tools import test
     cfg = Config(
         dict(
             model=dict(type='EncoderDecoder'),

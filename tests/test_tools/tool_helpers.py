@@ -106,7 +106,6 @@ def load_tool(relpath):
     name = 'seg101_tool_' + path.stem
     if name in sys.modules:
         return sys.modules[name]
-    sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

@@ -34,8 +34,7 @@ from mmseg.registry import MODELS
 from seg101_mm.models import build_seg101
 from seg101_mm.space import Genotype
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-from train import replace_sync_bn  # noqa: E402
+from seg101_mm.tools.train import replace_sync_bn
 
 #: Fill colours of the diagram, one per operation (group ops and stage ops share them).
 OP_COLORS = {
