@@ -1,10 +1,20 @@
 """What the analysis tools share: loading a config, building its model for inference."""
 import os.path as osp
+import sys
 from typing import Optional, Sequence, Tuple
 
 
 class ToolError(ValueError):
     """Bad input to an analysis tool; the scripts print it as one ``error:`` line."""
+
+
+def run_tool(run, args, script: str):
+    """``run(args)``; a :class:`ToolError` ends the process with one line,
+    ``<script name>: error: <what was wrong>`` (exit status 1)."""
+    try:
+        return run(args)
+    except ToolError as e:
+        sys.exit(f'{osp.basename(script)}: error: {e}')
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None):

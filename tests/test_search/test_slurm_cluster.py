@@ -1,6 +1,6 @@
 """The Slurm launcher on a real single-node Slurm cluster (.ci/slurm_cluster.sh).
 
-Searches run through ``tools/slurm_train.sh`` (srun) and submitit (sbatch) with the fake
+Searches run through the package's srun script and submitit (sbatch) with the fake
 trainer (``fake_python.sh`` stands in for the interpreter, so the real scripts and batch jobs
 run), one candidate trains for real, and Slurm's own ends are checked: ``scancel``, the time
 limit, and the jobs a killed search leaves behind. The module is skipped, with the reason,
@@ -234,7 +234,7 @@ def _start_time_limited_job_first(request):
 
 
 def test_search_with_srun_and_scancel(slurm_cluster, tmp_path, search_config, fake_env):
-    # tools/slurm_train.sh per candidate; candidate 1 hangs until it is scancel'led
+    # the package's srun script per candidate; candidate 1 hangs until it is scancel'led
     fake_env(**{'1': 'hang'})
     cfg = search_config(
         tmp_path / 's.py',

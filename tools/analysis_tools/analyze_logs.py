@@ -13,10 +13,8 @@ for losses and times) with its step; with ``--out`` the curves against the step 
 otherwise they are shown. ``--style`` is a matplotlib style (mmseg's takes a seaborn style).
 """
 import argparse
-import os.path as osp
-import sys
 
-from seg101_mm.tools.common import ToolError
+from seg101_mm.tools.common import run_tool
 from seg101_mm.tools.logs import load_json_log, plot_curve, summarize
 
 
@@ -51,11 +49,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except ToolError as e:
-        sys.exit(f'{osp.basename(__file__)}: error: {e}')
+    return run_tool(run, parse_args(argv), __file__)
 
 
 if __name__ == '__main__':

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 import time
 
 import seg101_mm  # noqa: F401  (registers modules and applies compat fixes; must come first)
@@ -28,7 +27,7 @@ from mmengine.config import DictAction
 
 from seg101_mm.tools.benchmark import benchmark, dataloader_batches, fixed_size_batches
 from seg101_mm.tools.common import (ToolError, build_inference_model, check_device, load_config,
-                                    parse_shape)
+                                    parse_shape, run_tool)
 
 
 def parse_args(argv=None):
@@ -120,11 +119,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except ToolError as e:
-        sys.exit(f'{osp.basename(__file__)}: error: {e}')
+    return run_tool(run, parse_args(argv), __file__)
 
 
 if __name__ == '__main__':

@@ -11,8 +11,6 @@ flips, resizes as training sees them) and is painted with its mask in the datase
 the config's visualizer; one PNG per sample, named after the image.
 """
 import argparse
-import os.path as osp
-import sys
 
 import seg101_mm  # noqa: F401  (registers modules and applies compat fixes; must come first)
 
@@ -20,7 +18,7 @@ import seg101_mm  # noqa: F401  (registers modules and applies compat fixes; mus
 from mmengine.config import DictAction
 
 from seg101_mm.tools.browse import browse_dataset
-from seg101_mm.tools.common import ToolError, load_config
+from seg101_mm.tools.common import load_config, run_tool
 
 
 def parse_args(argv=None):
@@ -64,11 +62,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except ToolError as e:
-        sys.exit(f'{osp.basename(__file__)}: error: {e}')
+    return run_tool(run, parse_args(argv), __file__)
 
 
 if __name__ == '__main__':

@@ -12,8 +12,6 @@ takes the ground truth from the config's test split through its pipeline, and wr
 ``confusion_matrix.json`` (pixel counts; per-class IoU, precision, recall) to SAVE_DIR.
 """
 import argparse
-import os.path as osp
-import sys
 
 import seg101_mm  # noqa: F401  (registers modules and applies compat fixes; must come first)
 
@@ -21,7 +19,7 @@ import seg101_mm  # noqa: F401  (registers modules and applies compat fixes; mus
 from mmengine.config import DictAction
 
 from seg101_mm.tools.browse import build_dataset
-from seg101_mm.tools.common import ToolError, load_config
+from seg101_mm.tools.common import load_config, run_tool
 from seg101_mm.tools.confusion import (confusion_matrix, normalized, plot_confusion_matrix,
                                        save_matrix_json)
 
@@ -70,11 +68,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except ToolError as e:
-        sys.exit(f'{osp.basename(__file__)}: error: {e}')
+    return run_tool(run, parse_args(argv), __file__)
 
 
 if __name__ == '__main__':

@@ -15,14 +15,13 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 
 import seg101_mm  # noqa: F401  (registers modules and applies compat fixes; must come first)
 
 # isort: split
 from mmengine.config import DictAction
 
-from seg101_mm.tools.common import ToolError, build_inference_model, load_config, parse_shape
+from seg101_mm.tools.common import build_inference_model, load_config, parse_shape, run_tool
 from seg101_mm.tools.complexity import default_shape, human, model_complexity
 
 
@@ -65,11 +64,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except ToolError as e:
-        sys.exit(f'{osp.basename(__file__)}: error: {e}')
+    return run_tool(run, parse_args(argv), __file__)
 
 
 if __name__ == '__main__':
