@@ -59,6 +59,36 @@ def test_local_launcher_outcomes_and_failures(tmp_path, fake_script, monkeypatch
     assert 'CUDA_VISIBLE_DEVICES=' in log and 'PORT=' in log
 
 
+def test_launchers_run_the_packaged_scripts_in_the_callers_directory(tmp_path, monkeypatch):
+    # no script configured: the package's torchrun / srun script with the train module, so an
+    # installed seg101_mm needs no checkout; the job runs where the search runs
+    from seg101_mm.search import launchers
+    calls = []
+
+    class Popen:
+        pid = 4242
+
+        def __init__(self, cmd, **kwargs):
+            calls.append((cmd, kwargs))
+
+    monkeypatch.setattr(launchers.subprocess, 'Popen', Popen)
+    monkeypatch.chdir(tmp_path)
+    job = write_candidate(tmp_path, 0)
+    LocalLauncher(gpus=[], gpus_per_candidate=2).submit(job)
+    SlurmLauncher(partition='cpu', gpus_per_node=0).submit(write_candidate(tmp_path, 1))
+    (local, local_kw), (srun, _) = calls
+    assert local == ['bash', launchers.DIST_RUN, 'seg101_mm.tools.train', '2', job.config,
+                     '--work-dir', job.work_dir]
+    assert srun[:5] == ['bash', launchers.SLURM_RUN, 'cpu', srun[3], 'seg101_mm.tools.train']
+    assert 'cwd' not in local_kw  # inherited: relative data roots mean the same to the job
+    for script in (launchers.DIST_RUN, launchers.SLURM_RUN):
+        assert Path(script).is_file() and Path(script).parent.name == 'tools'
+    with pytest.raises(FileNotFoundError, match=r"training script 'nope\.sh' not found"):
+        LocalLauncher(gpus=[], script='nope.sh')
+    with pytest.raises(FileNotFoundError, match=r"srun script 'gone\.sh' not found"):
+        SlurmLauncher(partition='cpu', script='gone.sh')
+
+
 def test_local_launcher_gpu_pool(tmp_path, fake_script, monkeypatch):
     monkeypatch.setenv('FAKE_SLEEP', '0.5')
     launcher = LocalLauncher(
