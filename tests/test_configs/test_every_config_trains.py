@@ -6,12 +6,11 @@ their candidate and export templates, which live under ``configs/search`` and ar
 same glob, and through the best-architecture config that a search exports, written here by the
 search's own exporter.
 
-Each run goes through ``tools/train.py``'s command line with ``--cfg-options`` that keep the
-config's own model, loss, optimiser and pipeline, and change only what a CPU test must:
-random initialisation (pretrained checkpoints are neither downloaded nor read), a tiny
+Each run goes through the train command line (``seg101_mm.tools.train``) with ``--cfg-options``
+that keep the config's own model, loss, optimiser and pipeline, and change only what a CPU test
+must: random initialisation (pretrained checkpoints are neither downloaded nor read), a tiny
 dataset written by the test, 64x64 crops and test scale, batch 2, no checkpoint.
 """
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -59,10 +58,8 @@ EXPORTING_CONFIGS = [
 
 
 def _load_train_tool():
-    spec = importlib.util.spec_from_file_location('seg101_train_tool', REPO / 'tools' / 'train.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from seg101_mm.tools import train  # what tools/train.py runs
+    return train
 
 
 def _write_tiny_dataset(root: Path) -> Path:
