@@ -12,7 +12,7 @@
 #   python tools/analysis_tools/build_benchmark.py THIS_CONFIG
 # (docs/study.md, 'Building the benchmark'); a kill is continued by running it again, and a
 # fresh machine continues from the committed file.
-_base_ = ['../search/npenas-np_seg101-regnetx400mf_cpu-150it_mass-roads-256x256.py']
+_base_ = ['../search/npenas-np_seg101-regnetx400mf_cpu-160it_mass-roads-128x128.py']
 train_cfg = dict(
     strategy=dict(_delete_=True, type='RandomSearch', batch_size=10),
     budget=100,

@@ -1,4 +1,6 @@
 """The search configs shipped in configs/search build a valid loop and strategy."""
+from pathlib import Path
+
 import pytest
 from mmengine.config import Config
 
@@ -34,13 +36,22 @@ def test_search_configs(repo_root, name, monkeypatch):
 
 
 def test_real_tile_search_config(repo_root, monkeypatch, tmp_path):
-    name = 'npenas-np_seg101-regnetx400mf_cpu-150it_mass-roads-256x256.py'
+    name = 'npenas-np_seg101-regnetx400mf_cpu-160it_mass-roads-128x128.py'
     cfg = Config.fromfile(str(repo_root / 'configs' / 'search' / name)).train_cfg
     assert cfg.budget == 16 and cfg.launcher.max_concurrent == 2
     assert cfg.launcher.threads_per_process == 1
+    # ten random candidates first, then predictor-guided rounds of three
+    assert (cfg.strategy.num_init, cfg.strategy.top_k) == (10, 3)
+    # the candidates train with SEG101-Bench's recipe, so their scores lie on its scale
+    bench = Config.fromfile(
+        str(repo_root / 'configs' / 'benchmark' /
+            'seg101-bench_seg101-regnetx400mf_cpu-160it_mass-roads-128x128.py')).train_cfg
+    assert Path(cfg.candidate.template).resolve() == Path(bench.candidate.template).resolve()
     template = load_template(str(repo_root / cfg.candidate.template))
-    assert template['train_cfg']['max_iters'] == template['train_cfg']['val_interval'] == 150
-    assert [s['end'] for s in template['param_scheduler']] == [15, 150]
+    assert template['train_cfg']['max_iters'] == 160
+    assert template['train_cfg']['val_interval'] == 40
+    assert [s['end'] for s in template['param_scheduler']] == [16, 160]
+    assert template['model']['data_preprocessor']['size'] == (128, 128)
     # every candidate starts from the in-house backbone; only neck and head differ
     init = template['model']['backbone']['init_cfg']
     assert init['type'] == 'Pretrained' and init['prefix'] == 'backbone.'
