@@ -1,4 +1,5 @@
 """The model, dataset and schedule configs for Massachusetts Roads and WHU Building."""
+import re
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,12 @@ def test_every_algorithm_has_cpu_and_full_configs_for_both_datasets():
         for ds in PAPER_TILES:
             assert f'{stem}_2xb2-100e_{ds}-512x512.py' in names
             assert f'{stem}_1xb4-cpu-2k_{ds}-256x256.py' in names
-    # plus the SEG101 20-epoch search-candidate configs
-    assert len(MODEL_CONFIGS) == 14
+    # every other config is a variant of these, named in mmseg's scheme
+    # (algorithm_backbone[-variant]_NxB-schedule_dataset-crop.py)
+    pattern = re.compile(r'(seg101_regnetx400mf|deeplabv3plus_r50-d8|pspnet_r50-d8)(-[a-z0-9]+)?'
+                         r'_\d+xb\d+-[a-z0-9-]+_(mass-roads|whu-building)-(\d+)x\4\.py')
+    strays = sorted(n for n in names if not pattern.fullmatch(n))
+    assert not strays, f'configs outside the naming scheme: {strays}'
 
 
 @pytest.mark.parametrize('path', MODEL_CONFIGS)
