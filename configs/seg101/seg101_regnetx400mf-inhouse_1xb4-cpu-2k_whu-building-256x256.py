@@ -6,6 +6,7 @@
 #       configs/seg101/seg101_regnetx400mf_1xb4-cpu-2k_mass-roads-256x256.py \
 #       --data-root data/mass_roads_all --seed 0 \
 #       --out ~/.cache/seg101_mm/regnetx400mf_mass-roads-cpu-2k_seed0.pth
+# (data/mass_roads_all: the Massachusetts sample converted with the converter's defaults).
 _base_ = ['./seg101_regnetx400mf_1xb4-cpu-2k_whu-building-256x256.py']
 backbone_checkpoint = '~/.cache/seg101_mm/regnetx400mf_mass-roads-cpu-2k_seed0.pth'
 model = dict(
