@@ -1,0 +1,64 @@
+"""The committed CPU-protocol result files agree with themselves and with the configs they name."""
+import json
+import shlex
+import statistics
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / 'benchmarks' / 'cpu-protocol'
+STEP_FILES = sorted(RESULTS.glob('train-step_*.json'))
+RUN_FILES = sorted(RESULTS.glob('seg101_*.json'))
+
+
+def test_the_result_folder_holds_both_kinds():
+    assert STEP_FILES and RUN_FILES
+
+
+@pytest.mark.parametrize('path', STEP_FILES, ids=[p.name for p in STEP_FILES])
+def test_train_step_file(path):
+    record = json.loads(path.read_text())
+    rows, args = record['rows'], record['args']
+    assert [r['config'] for r in rows] == args['configs']
+    ref = rows[0]['s_per_iter']
+    for row in rows:
+        assert (REPO / row['config']).is_file(), row['config']
+        assert args['dataset'] in row['config']
+        assert len(row['step_runs']) == len(row['cpu_runs']) == args['rounds']
+        assert row['s_per_iter'] == statistics.median(row['step_runs'])
+        assert row['cpu_s_per_iter'] == statistics.median(row['cpu_runs'])
+        assert row['ratio'] == pytest.approx(row['s_per_iter'] / ref)
+        # the printed table is the one of these rows
+        assert f'| {Path(row["config"]).name} | {row["params"] / 1e6:.2f} |' in record['table']
+        assert f'| {row["s_per_iter"]:.2f} | {row["cpu_s_per_iter"]:.2f} |' in record['table']
+        # the configs time what they train: batch and crop of the config
+        cfg = Config.fromfile(REPO / row['config'])
+        assert row['batch_size'] == cfg.train_dataloader.batch_size
+        assert (row['crop'], row['crop']) == tuple(cfg.model.data_preprocessor.size)
+
+
+@pytest.mark.parametrize('path', RUN_FILES, ids=[p.name for p in RUN_FILES])
+def test_protocol_run_file(path):
+    record = json.loads(path.read_text())
+    assert record['runs']
+    for run in record['runs']:
+        words = shlex.split(run['command'])
+        config = next(w for w in words if w.endswith('.py') and w.startswith('configs/'))
+        cfg = Config.fromfile(REPO / config)
+        target = cfg.test_evaluator.target_class
+        interval, max_iters = cfg.train_cfg.val_interval, cfg.train_cfg.max_iters
+        assert run['iterations'] == max_iters
+        assert f'randomness.seed={run["seed"]}' in words
+        weight = ','.join(str(w) for w in run['class_weight'])
+        assert f'model.decode_head.loss_decode.class_weight=[{weight}]' in words
+        steps = [str(i) for i in range(interval, max_iters + 1, interval)]
+        assert list(run['val']) == steps
+        assert sorted(run['test'], key=int) == steps
+        for metrics in list(run['val'].values()) + list(run['test'].values()):
+            iou = (metrics['IoU.background'], metrics[f'IoU.{target}'])
+            assert metrics['mIoU'] == pytest.approx(sum(iou) / 2, abs=0.01)
+            p, r = metrics[f'Precision.{target}'], metrics[f'Recall.{target}']
+            assert metrics[f'F1.{target}'] == pytest.approx(2 * p * r / (p + r), abs=0.02)
+            assert 0 <= metrics['mIoU'] <= 100 and metrics['PA'] >= metrics['FWIoU']
