@@ -9,9 +9,12 @@ does not enter the time. The iterations are interleaved: round after round every
 once, the first config changing from round to round, so that a change of load on a shared
 machine hits all of them alike. Prints per config the median wall time and process CPU time
 of an iteration and its ratio to the first config, as a markdown table. By default the three
-CPU-protocol configs of one dataset (docs/datasets.md, 'The CPU protocol')::
+CPU-protocol configs of one dataset (docs/datasets.md, 'The CPU protocol'). ``--precisions fp32
+bf16`` times every config twice, in float32 and with bfloat16 autocast (``tools/train.py --amp``
+on the CPU), side by side::
 
     python bench/bench_train_step.py --dataset mass-roads --rounds 5 --out-json steps.json
+    python bench/bench_train_step.py --dataset mass-roads --precisions fp32 bf16
     python bench/bench_train_step.py \\
         configs/pspnet/pspnet_r50-d8_1xb4-cpu-2k_mass-roads-256x256.py \\
         configs/seg101/seg101_regnetx400mf_1xb4-cpu-2k_mass-roads-256x256.py
@@ -36,14 +39,14 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from seg101_mm.tools.train import replace_sync_bn
+from seg101_mm.tools.protocol import DATASETS, PROTOCOL_CONFIGS
+from seg101_mm.tools.train import enable_amp, replace_sync_bn
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 #: the protocol's configs, first the one the ratios refer to
-PROTOCOL = ('configs/seg101/seg101_regnetx400mf_1xb4-cpu-2k_{}-256x256.py',
-            'configs/deeplabv3plus/deeplabv3plus_r50-d8_1xb4-cpu-2k_{}-256x256.py',
-            'configs/pspnet/pspnet_r50-d8_1xb4-cpu-2k_{}-256x256.py')
-DATASETS = ('mass-roads', 'whu-building')
+PROTOCOL = tuple(PROTOCOL_CONFIGS.values())
+#: training arithmetic: float32, or bfloat16 autocast (``tools/train.py --amp`` on the CPU)
+PRECISIONS = ('fp32', 'bf16')
 
 
 def parse_args(argv=None):
@@ -65,6 +68,13 @@ def parse_args(argv=None):
         '--crop', type=int, help='square crop size (default: each config\'s preprocessor size)')
     parser.add_argument(
         '--threads', type=int, default=None, help='torch CPU threads (default: torch\'s choice)')
+    parser.add_argument(
+        '--precisions',
+        nargs='+',
+        choices=PRECISIONS,
+        default=['fp32'],
+        help='time every config in each of these: fp32, or bf16 for bfloat16 autocast '
+        '(tools/train.py --amp on the CPU); default fp32')
     parser.add_argument('--out-csv', help='write one row per config to this CSV file')
     parser.add_argument('--out-json', help='write the rows and the table to this JSON file')
     args = parser.parse_args(argv)
@@ -95,9 +105,11 @@ def _no_weights(model_cfg):
     return model_cfg
 
 
-def build_trainee(config, batch_size=None, crop=None):
+def build_trainee(config, batch_size=None, crop=None, precision='fp32'):
     """``(model, optim_wrapper, batch size, crop)`` of a training config, on the CPU."""
     cfg = Config.fromfile(config)
+    if precision == 'bf16':
+        enable_amp(cfg, device='cpu')
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model_cfg = _no_weights(replace_sync_bn(cfg.model))
     size = model_cfg.get('data_preprocessor', {}).get('size')
@@ -158,11 +170,12 @@ def interleaved_steps(entries, rounds, warmup):
 
 def markdown_table(rows, rounds):
     lines = [
-        '| config | params (M) | batch x crop | s / iteration | CPU s / iteration | '
-        'ratio |', '|---|---|---|---|---|---|'
+        '| config | precision | params (M) | batch x crop | s / iteration | CPU s / iteration | '
+        'ratio |', '|---|---|---|---|---|---|---|'
     ]
     for r in rows:
-        lines.append(f'| {osp.basename(r["config"])} | {r["params"] / 1e6:.2f} | '
+        lines.append(f'| {osp.basename(r["config"])} | {r["precision"]} | '
+                     f'{r["params"] / 1e6:.2f} | '
                      f'{r["batch_size"]} x {r["crop"]} | {r["s_per_iter"]:.2f} | '
                      f'{r["cpu_s_per_iter"]:.2f} | {r["ratio"]:.2f} |')
     lines.append('')
@@ -181,21 +194,26 @@ def main(argv=None):
     MMLogger.get_instance('mmengine', log_level='WARNING')  # no per-parameter optimiser lines
     entries = []
     for config in args.configs:
-        model, optim_wrapper, batch_size, crop = build_trainee(config, args.batch_size, args.crop)
-        row = dict(
-            config=osp.relpath(config, REPO) if config.startswith(REPO) else config,
-            params=sum(p.numel() for p in model.parameters()),
-            batch_size=batch_size,
-            crop=crop)
-        print(f'{row["config"]}: {row["params"] / 1e6:.2f} M parameters', file=sys.stderr)
-        entries.append((row, model, optim_wrapper, synthetic_batch(batch_size, crop)))
+        for precision in args.precisions:
+            model, optim_wrapper, batch_size, crop = build_trainee(config, args.batch_size,
+                                                                   args.crop, precision)
+            row = dict(
+                config=osp.relpath(config, REPO) if config.startswith(REPO) else config,
+                precision=precision,
+                params=sum(p.numel() for p in model.parameters()),
+                batch_size=batch_size,
+                crop=crop)
+            print(f'{row["config"]} ({precision}): {row["params"] / 1e6:.2f} M parameters',
+                  file=sys.stderr)
+            entries.append((row, model, optim_wrapper, synthetic_batch(batch_size, crop)))
     interleaved_steps(entries, args.rounds, args.warmup)
     rows = [row for row, *_ in entries]
     table = markdown_table(rows, args.rounds)
     print(table)
     if args.out_csv:
         fields = [
-            'config', 'params', 'batch_size', 'crop', 's_per_iter', 'cpu_s_per_iter', 'ratio'
+            'config', 'precision', 'params', 'batch_size', 'crop', 's_per_iter',
+            'cpu_s_per_iter', 'ratio'
         ]
         with open(args.out_csv, 'w', newline='') as f:
             writer = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore')

@@ -25,7 +25,7 @@ def register_all_modules():
     """Apply the compat fixes and import every registering submodule (idempotent)."""
     from .utils.compat import setup_compat
     setup_compat()
-    from . import datasets, evaluation, models, proxies, search  # noqa: F401
+    from . import datasets, engine, evaluation, models, proxies, search  # noqa: F401
     from .benchmark import builder  # noqa: F401  (registers BenchmarkExportHook)
 
 

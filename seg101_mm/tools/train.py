@@ -155,10 +155,18 @@ def set_work_dir(cfg, work_dir, config_path):
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
 
 
-def enable_amp(cfg):
-    """Switch the config's ``OptimWrapper`` to ``AmpOptimWrapper`` with a dynamic loss scale."""
+def enable_amp(cfg, device=None):
+    """Switch the config's ``OptimWrapper`` to mixed precision for ``device``.
+
+    On a GPU (NPU, MLU) mmengine's ``AmpOptimWrapper`` with a dynamic loss scale (float16); on
+    the CPU, where mmengine's wrapper refuses to start, :class:`~seg101_mm.engine.
+    CPUAmpOptimWrapper` (bfloat16 autocast, no loss scale). ``device`` defaults to mmengine's
+    ``get_device()``.
+    """
+    from mmengine.device import get_device
+    device = device or get_device()
     wrapper_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if wrapper_type == 'AmpOptimWrapper':
+    if wrapper_type in ('AmpOptimWrapper', 'CPUAmpOptimWrapper'):
         print_log(
             'AMP training is already enabled in your config.',
             logger='current',
@@ -167,8 +175,12 @@ def enable_amp(cfg):
     if wrapper_type != 'OptimWrapper':
         raise ValueError(f'--amp needs optim_wrapper.type == "OptimWrapper", got '
                          f'{wrapper_type!r}')
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    cfg.optim_wrapper.loss_scale = 'dynamic'
+    if device == 'cpu':
+        cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
+        cfg.optim_wrapper.dtype = 'bfloat16'
+    else:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
 
 
 def build_runner(cfg):

@@ -31,7 +31,9 @@ def test_train_step_file(path):
         assert row['cpu_s_per_iter'] == statistics.median(row['cpu_runs'])
         assert row['ratio'] == pytest.approx(row['s_per_iter'] / ref)
         # the printed table is the one of these rows
-        assert f'| {Path(row["config"]).name} | {row["params"] / 1e6:.2f} |' in record['table']
+        precision = f' {row["precision"]} |' if 'precision' in row else ''
+        assert (f'| {Path(row["config"]).name} |{precision} {row["params"] / 1e6:.2f} |'
+                in record['table'])
         assert f'| {row["s_per_iter"]:.2f} | {row["cpu_s_per_iter"]:.2f} |' in record['table']
         # the configs time what they train: batch and crop of the config
         cfg = Config.fromfile(REPO / row['config'])

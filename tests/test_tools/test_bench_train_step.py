@@ -78,6 +78,20 @@ def test_the_config_trains_as_configured_and_ratios_refer_to_the_first(bench, tm
     assert any(g['weight_decay'] == 0.0 for g in optim_wrapper.optimizer.param_groups)
     saved = json.loads(out.read_text())
     assert saved['table'] == table and len(saved['rows']) == 2
-    assert (tmp_path / 'steps.csv').read_text().splitlines()[0].startswith('config,params,')
+    assert (tmp_path / 'steps.csv').read_text().splitlines()[0].startswith(
+        'config,precision,params,')
     printed = capsys.readouterr().out
-    assert 'seg101_regnetx400mf_1xb4-cpu-2k_whu-building-256x256.py | 7.' in printed
+    assert 'seg101_regnetx400mf_1xb4-cpu-2k_whu-building-256x256.py | fp32 | 7.' in printed
+
+
+def test_precisions_time_each_config_in_float32_and_bfloat16(bench):
+    rows, table = bench.main([
+        str(REPO / SEG101), '--rounds', '1', '--warmup', '0', '--batch-size', '2', '--crop',
+        '32', '--threads', '1', '--precisions', 'fp32', 'bf16'
+    ])
+    assert [(r['config'], r['precision']) for r in rows] == [(SEG101, 'fp32'), (SEG101, 'bf16')]
+    assert rows[1]['ratio'] == pytest.approx(rows[1]['s_per_iter'] / rows[0]['s_per_iter'])
+    assert '| bf16 |' in table
+    model, optim_wrapper, *_ = bench.build_trainee(str(REPO / SEG101), 2, 32, 'bf16')
+    assert type(optim_wrapper).__name__ == 'CPUAmpOptimWrapper'
+    assert optim_wrapper.cast_dtype == torch.bfloat16

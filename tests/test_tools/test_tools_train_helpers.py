@@ -99,9 +99,15 @@ def test_prepare_cpu_distributed_initialises_gloo_and_a_cpu_ddp_wrapper(monkeypa
 
 def test_enable_amp_switches_the_optim_wrapper_and_rejects_others():
     cfg = _cfg()
-    train.enable_amp(cfg)
+    train.enable_amp(cfg, device='cuda')
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    cfg = _cfg()
+    train.enable_amp(cfg, device='cpu')  # mmengine's AmpOptimWrapper refuses the CPU
+    assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper'
+    assert cfg.optim_wrapper.dtype == 'bfloat16' and 'loss_scale' not in cfg.optim_wrapper
+    train.enable_amp(cfg, device='cpu')  # already mixed precision: unchanged
+    assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper'
     cfg.optim_wrapper.type = 'ZeroRedundancyOptimizerWrapper'
     with pytest.raises(ValueError, match="'ZeroRedundancyOptimizerWrapper'"):
         train.enable_amp(cfg)
