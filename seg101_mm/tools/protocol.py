@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from .common import ToolError
-from .logs import load_json_log
 
 #: The CPU-protocol config of each model, by dataset; the first model is the ratios' reference.
 PROTOCOL_CONFIGS = {
@@ -95,7 +94,7 @@ def run_options(seed: int, data_root: Optional[str], checkpoint_interval: int,
     return opts + list(extra)
 
 
-def train_command(config: Path, work_dir: Path, options: Sequence[str], amp: bool,
+def train_command(config: str, work_dir: Path, options: Sequence[str], amp: bool,
                   resume: bool) -> List[str]:
     cmd = [sys.executable, '-m', 'seg101_mm.tools.train', str(config), '--work-dir', str(work_dir)]
     if resume:
@@ -105,7 +104,7 @@ def train_command(config: Path, work_dir: Path, options: Sequence[str], amp: boo
     return cmd + ['--cfg-options', *options]
 
 
-def test_command(config: Path, checkpoint: Path, out: Path, options: Sequence[str]) -> List[str]:
+def test_command(config: str, checkpoint: Path, out: Path, options: Sequence[str]) -> List[str]:
     return [
         sys.executable, '-m', 'seg101_mm.tools.test',
         str(config),
@@ -124,38 +123,47 @@ def shown(cmd: Sequence[str]) -> str:
 
 
 def last_checkpoint(work_dir: Path) -> Optional[Path]:
-    """The checkpoint mmengine resumes from (``last_checkpoint``), else the highest iter_N."""
+    """The checkpoint a resume starts from: the one ``last_checkpoint`` names, else the highest
+    ``iter_<N>.pth`` in ``work_dir``; None when there is none."""
     pointer = work_dir / 'last_checkpoint'
     if pointer.is_file():
         path = Path(pointer.read_text().strip())
         if path.is_file():
             return path
-    found = sorted(work_dir.glob('iter_*.pth'), key=lambda p: int(p.stem.split('_')[1]))
-    return found[-1] if found else None
+    found = [p for p in work_dir.glob('iter_*.pth') if re.fullmatch(r'iter_\d+\.pth', p.name)]
+    return max(found, key=lambda p: int(p.stem[5:])) if found else None
 
 
 def read_run(work_dir: Path) -> dict:
-    """What a run's logs say: val metrics by iteration, iteration times, last iteration.
+    """What a run's logs say: val metrics and training iteration times, by iteration.
 
-    A resumed run writes a new ``<timestamp>/vis_data/scalars.json``; the logs are read in time
-    order and a later value at the same iteration replaces an earlier one.
+    mmengine writes one JSON line per logged training window (``iter``, ``loss``, ``time``,
+    ...) and one per validation (``mIoU`` and the other metrics, ``step``); both can carry the
+    same step, so lines are told apart by their keys, not grouped by step. A resumed run writes
+    a new ``<timestamp>/vis_data/scalars.json``; the logs are read in time order and a later
+    line for the same iteration replaces an earlier one.
     """
     val: Dict[int, dict] = {}
     times: Dict[int, float] = {}
-    data_times: Dict[int, float] = {}
     for path in sorted(work_dir.glob('*/vis_data/scalars.json')):
-        for step, values in load_json_log(str(path)).items():
-            if 'mIoU' in values:
-                val[step] = {
-                    k: v[-1]
-                    for k, v in values.items()
-                    if isinstance(v[-1], (int, float)) and k not in ('data_time', 'time')
-                }
-            if 'loss' in values and 'time' in values:
-                times[step] = values['time'][-1]
-                data_times[step] = values.get('data_time', [None])[-1]
+        with open(path) as f:
+            for lineno, line in enumerate(f, 1):
+                try:
+                    entry = json.loads(line) if line.strip() else None
+                except json.JSONDecodeError:
+                    entry = None  # a line torn by a kill: the run's other lines still count
+                if not isinstance(entry, dict):
+                    continue
+                if 'mIoU' in entry and isinstance(entry.get('step'), int):
+                    val[entry['step']] = {
+                        k: v
+                        for k, v in entry.items()
+                        if isinstance(v, (int, float)) and k not in ('data_time', 'time', 'step')
+                    }
+                elif 'loss' in entry and isinstance(entry.get('iter'), int) and 'time' in entry:
+                    times[entry['iter']] = float(entry['time'])
     last = max(times) if times else 0
-    return dict(val=dict(sorted(val.items())), times=times, data_times=data_times, last_iter=last)
+    return dict(val=dict(sorted(val.items())), times=dict(sorted(times.items())), last_iter=last)
 
 
 def _rounded(metrics: dict) -> dict:
@@ -166,10 +174,14 @@ def _load(path: Path) -> dict:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ToolError(f'{path}: not a JSON file ({e.msg}); move it away or pass another '
                         f'--out') from None
+    if not isinstance(record, dict) or not isinstance(record.get('rows', {}), dict):
+        raise ToolError(f'{path}: not a protocol table (expected an object with "dataset" and '
+                        f'"rows"); move it away or pass another --out')
+    return record
 
 
 def write_json(path: Path, record: dict):
@@ -184,6 +196,14 @@ def write_json(path: Path, record: dict):
     os.replace(tmp, path)
 
 
+def save_row(path: Path, dataset: str, model: str, row: dict):
+    """Put one model's row into the table file, keeping the rows other commands wrote since."""
+    record = _load(path) or dict(dataset=dataset, rows={})
+    record.setdefault('rows', {})[model] = row
+    write_json(path, record)
+    return record
+
+
 def environment(threads: int, amp: bool) -> dict:
     import torch
     cpu = platform.processor() or platform.machine()
@@ -196,45 +216,75 @@ def environment(threads: int, amp: bool) -> dict:
     return dict(
         torch=torch.__version__,
         threads=threads,
+        device='cpu',
         precision='bfloat16 autocast (CPUAmpOptimWrapper)' if amp else 'float32',
         cpu=cpu)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 class _Job:
     """One model's row: training (resumable), then the test of its last checkpoint."""
 
     def __init__(self, model, config, work_dir, options, test_options, amp, max_iters, repo):
-        self.model, self.config, self.work_dir = model, config, work_dir
+        self.model, self.config, self.work_dir = model, Path(config), Path(work_dir)
         self.options, self.test_options, self.amp = options, test_options, amp
-        self.max_iters, self.repo = max_iters, repo
+        self.max_iters, self.repo = max_iters, Path(repo)
+        self.rel_config = os.path.relpath(self.config, self.repo)
         self.proc = None
         self.stage = 'queued'
         self.log = None
-        self.commands = {}
+        self.train_cmd = train_command(self.rel_config, self.work_dir, options, amp, False)
+
+    def settings(self) -> dict:
+        """What makes two runs the same run: the train command's options and precision."""
+        return dict(config=self.rel_config, amp=self.amp, cfg_options=list(self.options))
+
+    def check_settings(self):
+        """Refuse a work dir that an earlier command filled with other settings."""
+        path = self.work_dir / 'protocol_settings.json'
+        if path.is_file():
+            try:
+                before = json.loads(path.read_text())
+            except json.JSONDecodeError:
+                before = None
+            if before != self.settings():
+                raise ToolError(f'{self.work_dir} holds a run with other settings ({path}); '
+                                f'pass another --work-root, or the options of that run')
+        elif self.work_dir.is_dir() and any(self.work_dir.glob('iter_*.pth')):
+            raise ToolError(f'{self.work_dir} holds checkpoints of an unknown run (no {path.name})'
+                            f'; pass another --work-root')
+        else:
+            write_json(path, self.settings())
 
     def final_checkpoint(self) -> Path:
         return self.work_dir / f'iter_{self.max_iters}.pth'
 
-    def _tested(self) -> bool:
+    def tested(self) -> bool:
         out, ckpt = self.work_dir / TEST_METRICS, self.final_checkpoint()
         return out.is_file() and ckpt.is_file() and out.stat().st_mtime >= ckpt.stat().st_mtime
 
     def next_command(self) -> Optional[List[str]]:
         """The next step's command line, or None when the row is complete."""
-        rel = os.path.relpath(self.config, self.repo)
         if not self.final_checkpoint().is_file():
-            resume = last_checkpoint(self.work_dir) is not None
-            self.stage = 'training' + (' (resumed)' if resume else '')
-            cmd = train_command(rel, self.work_dir, self.options, self.amp, resume)
-            self.commands['train'] = train_command(rel, self.work_dir, self.options, self.amp,
-                                                   False)
-            return cmd
-        if not self._tested():
+            resume_from = last_checkpoint(self.work_dir)
+            if resume_from is not None:
+                # mmengine resumes from the file last_checkpoint names: make it this one
+                (self.work_dir / 'last_checkpoint').write_text(str(resume_from))
+            self.stage = 'training' + (f' (resumed from {resume_from.name})'
+                                       if resume_from else '')
+            return train_command(self.rel_config, self.work_dir, self.options, self.amp,
+                                 resume_from is not None)
+        if not self.tested():
             self.stage = 'testing'
-            return test_command(rel, self.final_checkpoint(), self.work_dir / TEST_METRICS,
-                                self.test_options)
-        self.commands.setdefault(
-            'train', train_command(rel, self.work_dir, self.options, self.amp, False))
+            return test_command(self.rel_config, self.final_checkpoint(),
+                                self.work_dir / TEST_METRICS, self.test_options)
         self.stage = 'done'
         return None
 
@@ -246,11 +296,30 @@ class _Job:
         name = 'train' if self.stage.startswith('training') else 'test'
         self.log = self.work_dir / f'{name}.out'
         with open(self.log, 'a') as out:
-            out.write(f'\n# {time.strftime("%Y-%m-%d %H:%M:%S")}: {" ".join(cmd)}\n')
+            out.write(f'\n# {time.strftime("%Y-%m-%d %H:%M:%S")}: {shlex.join(cmd)}\n')
             out.flush()
             self.proc = subprocess.Popen(
                 cmd, cwd=self.repo, env=env, stdout=out, stderr=subprocess.STDOUT)
         return True
+
+    def finished_step(self) -> Optional[str]:
+        """After a child exited 0: None if its step left what it should, else what is missing."""
+        if self.stage.startswith('training') and not self.final_checkpoint().is_file():
+            return (f'training exited without {self.final_checkpoint().name} (does an option '
+                    f'change the checkpoint hook or the schedule?)')
+        if self.stage == 'testing' and not self.tested():
+            return f'testing exited without writing {TEST_METRICS}'
+        return None
+
+    def stop(self):
+        """End a running child (terminate, then kill)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
     def progress(self) -> str:
         run = read_run(self.work_dir)
@@ -260,25 +329,51 @@ class _Job:
 
 
 def row_record(job: _Job, dataset: str, seed: int, env_info: dict) -> dict:
+    """The row of a model: complete once tested, else the val curve so far (no test)."""
     run = read_run(job.work_dir)
-    steps = sorted(run['times'])
-    times = [run['times'][s] for s in steps]
-    test = _load(job.work_dir / TEST_METRICS) if job.stage == 'done' else {}
-    record = dict(
+    times = list(run['times'].values())
+    done = job.stage == 'done'
+    checkpoint = job.final_checkpoint() if done else last_checkpoint(job.work_dir)
+    trained = int(checkpoint.stem[5:]) if checkpoint is not None else 0
+    return dict(
         model=MODEL_NAMES[job.model],
-        config=os.path.relpath(job.config, job.repo),
+        config=job.rel_config,
         dataset=dataset,
         seed=seed,
         iterations=job.max_iters,
-        trained_iterations=run['last_iter'],
+        trained_iterations=trained,
         val={str(k): _rounded(v)
-             for k, v in run['val'].items()},
-        test=_rounded(test),
+             for k, v in run['val'].items() if k <= trained},
+        test=_rounded(_load_metrics(job.work_dir / TEST_METRICS)) if done else {},
         s_per_iter=round(statistics.median(times), 3) if times else None,
-        train_hours=round(statistics.mean(times) * job.max_iters / 3600, 2) if times else None,
-        command=shown(job.commands.get('train', [])),
+        # the median logged iteration times the schedule: a paused or resumed run's idle time
+        # and the validations do not count
+        train_hours=round(statistics.median(times) * job.max_iters / 3600, 2) if times else None,
+        command=shown(job.train_cmd),
         environment=env_info)
-    return record
+
+
+def _load_metrics(path: Path) -> dict:
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ToolError(f'{path}: unreadable test metrics ({e}); delete it to test '
+                        f'again') from None
+    return metrics if isinstance(metrics, dict) else {}
+
+
+def _max_iters(config: Path, cfg_options: Sequence[str]) -> int:
+    from mmengine.config import Config, DictAction
+    cfg = Config.fromfile(config)
+    for word in cfg_options:
+        key, value = word.split('=', 1)
+        if key == 'train_cfg.max_iters':
+            cfg.merge_from_dict({key: DictAction._parse_iterable(value)})
+    value = cfg.train_cfg.get('max_iters')
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ToolError(f'{config.name}: train_cfg.max_iters={value!r}; expected a positive '
+                        f'integer (an iteration-based schedule)')
+    return value
 
 
 def run_table(dataset: str,
@@ -293,18 +388,24 @@ def run_table(dataset: str,
               threads: Optional[int] = None,
               checkpoint_interval: int = 250,
               cfg_options: Sequence[str] = (),
-              poll_s: float = 30.0,
+              poll_s: float = 60.0,
               progress: Callable[[str], None] = print) -> dict:
-    """Train and test ``models`` on ``dataset`` and write their rows into ``out``; the record."""
-    from mmengine.config import Config
+    """Train and test ``models`` on ``dataset`` and write their rows into ``out``; the record.
+
+    Rows of models still training are written at every progress report (val curve so far,
+    ``trained_iterations`` below ``iterations``, no test), complete rows when tested.
+    """
     repo = Path(repo).resolve()
     if jobs < 1:
         raise ToolError(f'--jobs must be >= 1, got {jobs}')
     if checkpoint_interval < 1:
         raise ToolError(f'--checkpoint-interval must be >= 1, got {checkpoint_interval}')
-    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    if threads is None:
+        threads = max(1, usable_cores() // jobs)
     if threads < 1:
         raise ToolError(f'--threads must be >= 1, got {threads}')
+    if not poll_s > 0:
+        raise ToolError(f'--poll must be > 0 seconds, got {poll_s}')
     data_root = check_data_root(data_root)
     options = run_options(seed, data_root, checkpoint_interval, cfg_options)
     test_options = [
@@ -320,46 +421,60 @@ def run_table(dataset: str,
     pending = []
     for model in models:
         config = protocol_config(model, dataset, repo)
-        cfg = Config.fromfile(config)
-        cfg.merge_from_dict(
-            {k: v
-             for k, v in (o.split('=', 1) for o in cfg_options) if k == 'train_cfg.max_iters'})
-        max_iters = int(cfg.train_cfg.max_iters)
         work_dir = Path(work_root).resolve() / f'{config.stem}_seed{seed}'
-        pending.append(
-            _Job(model, config, work_dir, options, test_options, amp, max_iters, repo))
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        job = _Job(model, config, work_dir, options, test_options, amp,
+                   _max_iters(config, cfg_options), repo)
+        pending.append(job)
+    for job in pending:
+        job.check_settings()
+    # the children train on the CPU, as the protocol and the recorded environment say
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+        CUDA_VISIBLE_DEVICES='')
     running: List[_Job] = []
     failed = []
-    last_report = 0.0
-    while pending or running:
-        while pending and len(running) < jobs:
-            job = pending.pop(0)
-            if job.start(env):
-                progress(f'{job.model}: {job.stage} (log: {job.log})')
-                running.append(job)
-            else:
-                record['rows'][job.model] = row_record(job, dataset, seed, env_info)
-                write_json(out_path, record)
-                progress(f'{job.model}: done')
-        time.sleep(min(poll_s, 1.0))
-        for job in list(running):
-            code = job.proc.poll()
-            if code is None:
-                continue
-            running.remove(job)
-            if code != 0:
-                failed.append(f'{job.model} ({job.stage}, exit {code}; log {job.log})')
-                progress(f'{job.model}: {job.stage} failed with exit {code}; see {job.log}')
-                continue
-            pending.insert(0, job)  # its next step (test, or the row)
-        if running and time.monotonic() - last_report >= poll_s:
-            last_report = time.monotonic()
-            progress('; '.join(job.progress() for job in running))
+    last_report = time.monotonic()
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                job = pending.pop(0)
+                if job.start(env):
+                    progress(f'{job.model}: {job.stage} (log: {job.log})')
+                    running.append(job)
+                else:
+                    record = save_row(out_path, dataset, job.model,
+                                      row_record(job, dataset, seed, env_info))
+                    progress(f'{job.model}: done')
+            time.sleep(min(poll_s, 1.0))
+            for job in list(running):
+                code = job.proc.poll()
+                if code is None:
+                    continue
+                running.remove(job)
+                missing = job.finished_step() if code == 0 else f'exit {code}'
+                if missing:
+                    failed.append(f'{job.model} ({job.stage}: {missing}; log {job.log})')
+                    progress(f'{job.model}: {job.stage} failed: {missing}; see {job.log}')
+                    continue
+                pending.insert(0, job)  # its next step (test, or the row)
+            if running and time.monotonic() - last_report >= poll_s:
+                last_report = time.monotonic()
+                progress('; '.join(job.progress() for job in running))
+                for job in running:
+                    if job.stage.startswith('training'):
+                        record = save_row(out_path, dataset, job.model,
+                                          row_record(job, dataset, seed, env_info))
+    finally:
+        for job in running:
+            job.stop()
+            if job.stage.startswith('training'):
+                save_row(out_path, dataset, job.model, row_record(job, dataset, seed, env_info))
     if failed:
         raise ToolError('failed: ' + ', '.join(failed) + '; fix the cause and rerun the same '
                         'command to continue')
-    return record
+    return _load(out_path) or record
 
 
 def markdown_table(record: dict, target: str) -> str:

@@ -11,10 +11,11 @@ REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / 'benchmarks' / 'cpu-protocol'
 STEP_FILES = sorted(RESULTS.glob('train-step_*.json'))
 RUN_FILES = sorted(RESULTS.glob('seg101_*.json'))
+TABLE_FILES = sorted(RESULTS.glob('table1_*.json'))
 
 
-def test_the_result_folder_holds_both_kinds():
-    assert STEP_FILES and RUN_FILES
+def test_the_result_folder_holds_every_kind():
+    assert STEP_FILES and RUN_FILES and TABLE_FILES
 
 
 @pytest.mark.parametrize('path', STEP_FILES, ids=[p.name for p in STEP_FILES])
@@ -59,6 +60,39 @@ def test_protocol_run_file(path):
         assert list(run['val']) == steps
         assert sorted(run['test'], key=int) == steps
         for metrics in list(run['val'].values()) + list(run['test'].values()):
+            iou = (metrics['IoU.background'], metrics[f'IoU.{target}'])
+            assert metrics['mIoU'] == pytest.approx(sum(iou) / 2, abs=0.01)
+            p, r = metrics[f'Precision.{target}'], metrics[f'Recall.{target}']
+            assert metrics[f'F1.{target}'] == pytest.approx(2 * p * r / (p + r), abs=0.02)
+            assert 0 <= metrics['mIoU'] <= 100 and metrics['PA'] >= metrics['FWIoU']
+
+
+@pytest.mark.parametrize('path', TABLE_FILES, ids=[p.name for p in TABLE_FILES])
+def test_protocol_table_file(path):
+    """Rows of tools/analysis_tools/protocol_table.py: their configs, curves and metrics agree."""
+    from seg101_mm.tools.protocol import PROTOCOL_CONFIGS
+    record = json.loads(path.read_text())
+    assert path.name == f'table1_{record["dataset"]}.json'
+    assert record['rows'] and set(record['rows']) <= set(PROTOCOL_CONFIGS)
+    for model, row in record['rows'].items():
+        assert row['config'] == PROTOCOL_CONFIGS[model].format(record['dataset'])
+        assert row['dataset'] == record['dataset']
+        cfg = Config.fromfile(REPO / row['config'])
+        target = cfg.test_evaluator.target_class
+        interval, max_iters = cfg.train_cfg.val_interval, cfg.train_cfg.max_iters
+        assert row['iterations'] == max_iters
+        assert 0 <= row['trained_iterations'] <= max_iters
+        words = shlex.split(row['command'])
+        assert words[:3] == ['python', 'tools/train.py', row['config']]
+        assert f'randomness.seed={row["seed"]}' in words
+        assert ('--amp' in words) == row['environment']['precision'].startswith('bfloat16')
+        steps = [str(i) for i in range(interval, row['trained_iterations'] + 1, interval)]
+        assert list(row['val']) == steps
+        complete = row['trained_iterations'] == max_iters
+        assert bool(row['test']) == complete  # tested exactly when trained to the end
+        assert row['s_per_iter'] > 0
+        assert row['train_hours'] == pytest.approx(row['s_per_iter'] * max_iters / 3600, abs=0.01)
+        for metrics in list(row['val'].values()) + ([row['test']] if complete else []):
             iou = (metrics['IoU.background'], metrics[f'IoU.{target}'])
             assert metrics['mIoU'] == pytest.approx(sum(iou) / 2, abs=0.01)
             p, r = metrics[f'Precision.{target}'], metrics[f'Recall.{target}']

@@ -82,9 +82,33 @@ def test_a_row_is_trained_tested_written_and_resumed(tiny, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     headers = _headers(train_log)
     assert len(headers) == 2 and '--resume' in headers[1] and '--resume' not in headers[0]
-    assert 'Load checkpoint from' in train_log.read_text() or 'resumed' in train_log.read_text()
+    assert 'resumed epoch: 0, iter: 1' in train_log.read_text()
     assert len(_headers(work / 'test.out')) == 2
     assert (work / 'iter_2.pth').is_file()
+    # the same work dir with other settings (float32 instead of --amp) is refused, not mixed
+    res = _run(*[a for a in common if a != '--amp'])
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines()[-1].startswith(f'protocol_table.py: error: {work} '
+                                                          'holds a run with other settings')
+
+
+def test_a_training_that_leaves_no_final_checkpoint_fails_once(tiny, tmp_path):
+    out = tmp_path / 'table.json'
+    res = _run('mass-roads', '--data-root', tiny, '--models', 'seg101', '--work-root',
+               tmp_path / 'runs', '--out', out, '--checkpoint-interval', '5', '--threads', '1',
+               '--cfg-options', *SHRINK, 'default_hooks.checkpoint.save_last=False')
+    assert res.returncode == 1
+    assert res.stderr.count('training exited without iter_2.pth') == 2  # progress + error
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith('protocol_table.py: error: failed: seg101 (training: training '
+                           'exited without iter_2.pth')
+    assert last.endswith('fix the cause and rerun the same command to continue')
+    work = tmp_path / 'runs' / 'seg101_regnetx400mf_1xb4-cpu-2k_mass-roads-256x256_seed0'
+    assert len(_headers(work / 'train.out')) == 1  # trained once, not again and again
+    # a row written while it trained (at a progress line) holds no test and no checkpoint
+    if out.exists():
+        row = json.loads(out.read_text())['rows']['seg101']
+        assert row['test'] == {} and row['trained_iterations'] == 0
 
 
 def test_bad_input_is_one_error_line_and_writes_nothing(tmp_path):

@@ -11,10 +11,12 @@ Each model trains with its ``*_1xb4-cpu-2k_<dataset>-256x256.py`` config in
 ``<work-root>/<config name>_seed<seed>`` (checkpoints every ``--checkpoint-interval``
 iterations), then its last checkpoint is tested. ``--out`` gets one row per model (val curve,
 test metrics, seconds per iteration, training time, command, environment) as soon as the
-model is done, and the table is printed at the end. Run the same command again to continue:
+model is done, and the table is printed at the end; a model still training has a row with its
+val curve so far, updated at every progress line. Run the same command again to continue:
 finished models are not retrained and a stopped training resumes from its last checkpoint.
 """
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -60,12 +62,17 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # a kill stops the running trainings too, as Ctrl-C does
+
+
 def main(argv=None) -> int:
     import seg101_mm  # noqa: F401  (registers modules and applies compat fixes)
     from seg101_mm.tools.common import ToolError
     from seg101_mm.tools.protocol import markdown_table, run_table
     args = parse_args(argv)
     out = args.out or str(Path(args.work_root) / f'table1_{args.dataset}.json')
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         record = run_table(
             args.dataset,
@@ -86,8 +93,9 @@ def main(argv=None) -> int:
         print(f'{Path(__file__).name}: error: {e}', file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f'{Path(__file__).name}: error: interrupted; run the same command again to '
-              'continue', file=sys.stderr)
+        print(f'{Path(__file__).name}: error: interrupted (the trainings were stopped; their '
+              'rows hold the val curves so far); run the same command again to continue',
+              file=sys.stderr)
         return 130
     target = 'road' if args.dataset == 'mass-roads' else 'building'
     print(markdown_table(record, target))
