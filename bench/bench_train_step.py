@@ -221,7 +221,8 @@ def main(argv=None):
             writer.writerows(rows)
     if args.out_json:
         with open(args.out_json, 'w') as f:
-            json.dump(dict(args=vars(args), rows=rows, table=table), f, indent=2)
+            saved = dict(vars(args), configs=[r['config'] for r in rows[::len(args.precisions)]])
+            json.dump(dict(args=saved, rows=rows, table=table), f, indent=2)
     return rows, table
 
 

@@ -13,6 +13,7 @@ Every value that reaches a child process travels as a separate word of its argum
 (never through a shell); ``--cfg-options`` values are parsed by mmengine's ``DictAction`` as
 literals.
 """
+import fcntl
 import json
 import os
 import platform
@@ -246,8 +247,27 @@ class _Job:
         """What makes two runs the same run: the train command's options and precision."""
         return dict(config=self.rel_config, amp=self.amp, cfg_options=list(self.options))
 
+    def lock(self):
+        """Hold the work dir's lock until this process ends: a second command that would train
+        in the same work dir stops with an error instead of training beside this one."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.work_dir / 'protocol.lock', 'a+')
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.seek(0)
+            holder = self._lock.read().strip() or 'unknown'
+            self._lock.close()
+            raise ToolError(f'{self.work_dir} is in use by another protocol_table.py (pid '
+                            f'{holder}); wait for it or stop it first') from None
+        self._lock.seek(0)
+        self._lock.truncate()
+        self._lock.write(str(os.getpid()))
+        self._lock.flush()
+
     def check_settings(self):
         """Refuse a work dir that an earlier command filled with other settings."""
+        self.lock()
         path = self.work_dir / 'protocol_settings.json'
         if path.is_file():
             try:

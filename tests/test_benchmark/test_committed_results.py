@@ -22,7 +22,9 @@ def test_the_result_folder_holds_every_kind():
 def test_train_step_file(path):
     record = json.loads(path.read_text())
     rows, args = record['rows'], record['args']
-    assert [r['config'] for r in rows] == args['configs']
+    precisions = args.get('precisions', ['fp32'])
+    assert [r['config'] for r in rows] == [c for c in args['configs'] for _ in precisions]
+    assert [r.get('precision', 'fp32') for r in rows] == precisions * len(args['configs'])
     ref = rows[0]['s_per_iter']
     for row in rows:
         assert (REPO / row['config']).is_file(), row['config']

@@ -92,6 +92,24 @@ def test_a_row_is_trained_tested_written_and_resumed(tiny, tmp_path):
                                                           'holds a run with other settings')
 
 
+def test_a_work_dir_in_use_by_another_command_is_refused(tiny, tmp_path):
+    import fcntl
+    work = tmp_path / 'runs' / 'seg101_regnetx400mf_1xb4-cpu-2k_mass-roads-256x256_seed0'
+    work.mkdir(parents=True)
+    with open(work / 'protocol.lock', 'w') as held:
+        held.write('4242')
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        res = _run('mass-roads', '--data-root', tiny, '--models', 'seg101', '--work-root',
+                   tmp_path / 'runs', '--out', tmp_path / 'table.json')
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        f'protocol_table.py: error: {work} is in use by another protocol_table.py (pid 4242); '
+        'wait for it or stop it first'
+    ]
+    assert sorted(p.name for p in work.iterdir()) == ['protocol.lock']
+
+
 def test_a_training_that_leaves_no_final_checkpoint_fails_once(tiny, tmp_path):
     out = tmp_path / 'table.json'
     res = _run('mass-roads', '--data-root', tiny, '--models', 'seg101', '--work-root',
