@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
+from ..search.result_hook import write_result
 from .common import ToolError
 
 #: The CPU-protocol config of each model, by dataset; the first model is the ratios' reference.
@@ -148,7 +149,7 @@ def read_run(work_dir: Path) -> dict:
     times: Dict[int, float] = {}
     for path in sorted(work_dir.glob('*/vis_data/scalars.json')):
         with open(path) as f:
-            for lineno, line in enumerate(f, 1):
+            for line in f:
                 try:
                     entry = json.loads(line) if line.strip() else None
                 except json.JSONDecodeError:
@@ -186,15 +187,8 @@ def _load(path: Path) -> dict:
 
 
 def write_json(path: Path, record: dict):
-    """Write ``record`` to ``path`` atomically (a temporary file renamed over it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    with open(tmp, 'w') as f:
-        json.dump(record, f, indent=1)
-        f.write('\n')
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``record`` to ``path`` atomically, with the search's result writer."""
+    write_result(path.parent, record, path.name)
 
 
 def save_row(path: Path, dataset: str, model: str, row: dict):
@@ -202,7 +196,6 @@ def save_row(path: Path, dataset: str, model: str, row: dict):
     record = _load(path) or dict(dataset=dataset, rows={})
     record.setdefault('rows', {})[model] = row
     write_json(path, record)
-    return record
 
 
 def environment(threads: int, amp: bool) -> dict:
@@ -464,8 +457,8 @@ def run_table(dataset: str,
                     progress(f'{job.model}: {job.stage} (log: {job.log})')
                     running.append(job)
                 else:
-                    record = save_row(out_path, dataset, job.model,
-                                      row_record(job, dataset, seed, env_info))
+                    save_row(out_path, dataset, job.model,
+                             row_record(job, dataset, seed, env_info))
                     progress(f'{job.model}: done')
             time.sleep(min(poll_s, 1.0))
             for job in list(running):
@@ -484,8 +477,8 @@ def run_table(dataset: str,
                 progress('; '.join(job.progress() for job in running))
                 for job in running:
                     if job.stage.startswith('training'):
-                        record = save_row(out_path, dataset, job.model,
-                                          row_record(job, dataset, seed, env_info))
+                        save_row(out_path, dataset, job.model,
+                                 row_record(job, dataset, seed, env_info))
     finally:
         for job in running:
             job.stop()
