@@ -1,7 +1,9 @@
 """seg101_mm.evaluation: the paper's split-level segmentation metrics."""
 from .baselines import constant_prediction_metrics
-from .seg_paper_metric import SegPaperMetric, confusion_matrix, metrics_from_confusion
+from .seg_paper_metric import (SegPaperMetric, confusion_matrix, metric_names,
+                               metrics_from_confusion)
 
 __all__ = [
-    'SegPaperMetric', 'confusion_matrix', 'metrics_from_confusion', 'constant_prediction_metrics'
+    'SegPaperMetric', 'confusion_matrix', 'metric_names', 'metrics_from_confusion',
+    'constant_prediction_metrics'
 ]

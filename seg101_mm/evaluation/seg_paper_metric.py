@@ -99,6 +99,20 @@ def metrics_from_confusion(cm: np.ndarray,
     return out
 
 
+def metric_names(class_names: Sequence[str], target_class: Union[int, str] = 1) -> list:
+    """The names :class:`SegPaperMetric` reports for a dataset of ``class_names``, in order.
+
+    ``target_class`` is the metric's (index or name); an unknown name raises ``ValueError``.
+    """
+    names = list(class_names)
+    if isinstance(target_class, str):
+        if target_class not in names:
+            raise ValueError(f'target_class {target_class!r} is not one of the dataset '
+                             f'classes {tuple(names)}')
+        target_class = names.index(target_class)
+    return list(metrics_from_confusion(np.eye(len(names)), names, int(target_class)))
+
+
 def _label_map(data: torch.Tensor) -> torch.Tensor:
     """``(1, H, W)`` -> ``(H, W)``; unlike ``squeeze`` this keeps a 1-pixel-high map 2-D."""
     return data[0] if data.dim() == 3 else data

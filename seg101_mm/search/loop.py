@@ -15,6 +15,7 @@ measured, where a strategy asks for it, by :class:`~.measure.ModelMeasure`.
 """
 import inspect
 import json
+import math
 import numbers
 import os
 import signal
@@ -34,6 +35,7 @@ from .errors import SearchConfigError, SearchError, SearchExists, SearchStopped
 from .launchers import Job, build_launcher, kill_stale, outcome
 from .ledger import Ledger
 from .measure import ModelMeasure
+from .reports import DEFAULT_SCORE
 from .registry import LAUNCHERS, STRATEGIES, expected_types, registered_type
 from .result_hook import RESULT_FILE
 from .strategy import build_strategy
@@ -131,10 +133,17 @@ def check_search_config(train_cfg: dict):
     if not isinstance(cand.get('test', False), bool):
         raise _bad('candidate.test', cand['test'], 'True or False')
     try:
-        set_genotype(load_template(template, cand.get('overrides'), iters), sample(0))
+        loaded = load_template(template, cand.get('overrides'), iters)
+        set_genotype(loaded, sample(0))
     except Exception as e:  # noqa: BLE001  any reason the template is unusable is reported
         raise SearchConfigError(f'train_cfg.candidate.template={template!r} cannot be used: '
                                 f'{type(e).__name__}: {e}') from None
+    score = get('score')
+    if not isinstance(score, str) or not score:
+        raise _bad('score', score, "a val metric name such as 'mIoU' or 'IoU.road'")
+    names = reported_metrics(loaded)
+    if names is not None and score not in names:
+        raise _bad('score', score, f'one of the val metrics that the candidates report: {names}')
     root, synthetic = cand.get('data_root'), cand.get('synthetic')
     if root is not None:
         if not isinstance(root, str) or not root:
@@ -223,6 +232,36 @@ def dataset_of(candidate: dict) -> dict:
     return json.loads(json.dumps(dict(data_root=None, synthetic=candidate.get('synthetic'))))
 
 
+def reported_metrics(template: dict) -> Optional[list]:
+    """The val metric names that a candidate of ``template`` reports, or None where they are not
+    known beforehand (an evaluator other than the project's ``SegPaperMetric``)."""
+    from mmseg.registry import DATASETS
+
+    from seg101_mm.evaluation import metric_names
+    evaluator = template.get('val_evaluator')
+    if not isinstance(evaluator, dict) or \
+            str(evaluator.get('type', '')).split('.')[-1] != 'SegPaperMetric':
+        return None
+    dataset = (template.get('val_dataloader') or {}).get('dataset') or {}
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    if classes is None:
+        cls = registered_type(DATASETS, dataset.get('type'))
+        classes = getattr(cls, 'METAINFO', {}).get('classes') if cls is not None else None
+    if not classes:
+        return None
+    prefix = evaluator.get('prefix')
+    names = metric_names(classes, evaluator.get('target_class', 1))
+    return [f'{prefix}/{n}' for n in names] if prefix else names
+
+
+def _check_score(recorded: str, now: str):
+    if recorded != now:
+        raise SearchConfigError(
+            f'train_cfg.score={now!r}: this search ranked its candidates by {recorded!r}; '
+            f'resuming would mix two scores in one search. Resume with '
+            f'score={recorded!r}, or start a new search in another --work-dir')
+
+
 def _check_dataset(recorded: dict, now: dict):
     if recorded == now:
         return
@@ -256,9 +295,14 @@ def preflight(train_cfg: dict, work_dir, resume: bool):
     lock.acquire(work_dir)
     try:
         if resume and ledger_path.exists():
-            recorded = Ledger(ledger_path, readonly=True).setup.get('dataset')
+            ledger = Ledger(ledger_path, readonly=True)
+            recorded = ledger.setup.get('dataset')
             if recorded is not None:
                 _check_dataset(recorded, dataset_of(train_cfg['candidate']))
+            if len(ledger) or 'score' in ledger.setup:
+                _check_score(
+                    ledger.setup.get('score', DEFAULT_SCORE),
+                    train_cfg.get('score', DEFAULT_SCORE))
     except BaseException:
         lock.release(work_dir)
         raise
@@ -297,6 +341,10 @@ class NPENASSearchLoop(BaseLoop):
             proposal with :class:`ModelMeasure` (recorded in the ledger; needed by the
             strategy's ``constraints``, ``prefilter`` and ``predictor_features``).
         poll_interval (float): Seconds between launcher polls.
+        score (str): The val metric that ranks the candidates, as the candidate's evaluator
+            names it: ``'mIoU'`` (the paper's, default), ``'IoU.road'``, ``'F1.building'``,
+            ... It is checked against the template's evaluator before anything trains, and
+            the ledger records it: a search resumes only with the score it started with.
         resume (bool): Continue the search in the work_dir (``tools/search.py --resume``).
         fsync (bool): fsync every ledger event.
     """
@@ -314,6 +362,7 @@ class NPENASSearchLoop(BaseLoop):
                  candidate_timeout: Optional[float] = None,
                  measure: Optional[dict] = None,
                  poll_interval: float = 1.0,
+                 score: str = DEFAULT_SCORE,
                  resume: bool = False,
                  fsync: bool = True):
         self._runner = runner
@@ -329,6 +378,7 @@ class NPENASSearchLoop(BaseLoop):
                 candidate_timeout=candidate_timeout,
                 measure=measure,
                 poll_interval=poll_interval,
+                score=score,
                 resume=resume,
                 fsync=fsync))
         self.strategy_cfg = dict(strategy)
@@ -341,6 +391,7 @@ class NPENASSearchLoop(BaseLoop):
         self.candidate_timeout = candidate_timeout
         self.measure_cfg = dict(measure) if measure else None
         self.poll_interval = poll_interval
+        self.score = score
         self.resume = resume
         self.fsync = fsync
         self._iter = 0
@@ -411,6 +462,10 @@ class NPENASSearchLoop(BaseLoop):
             self.ledger.save_setup(dataset=dataset)
         else:
             _check_dataset(recorded, dataset)
+        if len(self.ledger) or 'score' in self.ledger.setup:
+            _check_score(self.ledger.setup.get('score', DEFAULT_SCORE), self.score)
+        if 'score' not in self.ledger.setup:
+            self.ledger.save_setup(score=self.score)
         self.data_root = self._data_root()
         measure = None
         if self.measure_cfg is not None:
@@ -527,12 +582,11 @@ class NPENASSearchLoop(BaseLoop):
         ended = self._ended_at(job, rec, now)
         if result['status'] == 'done':
             metrics = result.get('metrics', {})
-            score = metrics.get('mIoU')
-            if score is None:
-                result = dict(
-                    status='failed',
-                    log=job.log,
-                    cause=f'no mIoU among the val metrics {sorted(metrics)}')
+            score = metrics.get(self.score)
+            if not isinstance(score, (int, float)) or not math.isfinite(score):
+                cause = (f'no {self.score} among the val metrics {sorted(metrics)}'
+                         if score is None else f'val {self.score} is {score!r}, not a number')
+                result = dict(status='failed', log=job.log, cause=cause)
             else:
                 self.ledger.update(
                     job.cid,
@@ -543,7 +597,7 @@ class NPENASSearchLoop(BaseLoop):
                     cause=None,
                     **_result_extras(result))
                 self.strategy.tell(rec['genotype'], float(score))
-                self.log(f'candidate {job.cid} done: mIoU {score:.2f} '
+                self.log(f'candidate {job.cid} done: {self.score} {score:.2f} '
                          f'({ended - rec["started_at"]:.1f} s)')
         if result['status'] == 'failed':
             self.ledger.update(
@@ -570,7 +624,7 @@ class NPENASSearchLoop(BaseLoop):
         if data_root is None and not self.synthetic_data:
             data_root = self.data_root
         records = self.ledger.records()
-        write_reports(records, self.work_dir, self.export, data_root=data_root)
+        write_reports(records, self.work_dir, self.export, data_root=data_root, score=self.score)
         # One point per finished candidate for the search config's vis_backends (TensorBoard,
         # LocalVisBackend's scalars.json); a resumed search writes them all to its new log dir.
         self._scalars_written = write_search_scalars(
@@ -637,7 +691,7 @@ class NPENASSearchLoop(BaseLoop):
         self.runner.call_hook('after_train')
         best = self.strategy.best()
         self.log(f'search finished: {len(self.ledger)} candidates; best '
-                 f'{"none" if best is None else f"{best[1]:.2f} mIoU: {best[0].key}"}')
+                 f'{"none" if best is None else f"{best[1]:.2f} {self.score}: {best[0].key}"}')
         return self.runner.model
 
     def _step(self) -> bool:
@@ -685,8 +739,9 @@ class NPENASSearchLoop(BaseLoop):
             self.runner.call_hook('after_train_epoch')
             best = s.best()
             if best is not None:
-                self.log(f'after round {s.round - 1}: {len(self.ledger)} trained, best mIoU '
-                         f'{best[1]:.2f}')
+                self.log(
+                    f'after round {s.round - 1}: {len(self.ledger)} trained, best {self.score} '
+                    f'{best[1]:.2f}')
 
     def _propose_for_free_slots(self) -> bool:
         """Propose as many candidates as there are free slots, once the queue is empty."""

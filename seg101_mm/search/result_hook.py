@@ -27,12 +27,14 @@ from mmseg.registry import HOOKS
 RESULT_FILE = 'result.json'
 
 
-def write_result(work_dir, result: dict, name: str = RESULT_FILE):
+def write_result(work_dir, result: dict, name: str = RESULT_FILE, sort_keys: bool = True):
+    """Write ``result`` as JSON to ``work_dir/name`` atomically (a reader sees the old file or
+    the new one); ``sort_keys=False`` keeps the dicts' own order (e.g. a curve by iteration)."""
     path = Path(work_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(name + f'.{os.getpid()}.tmp')
     with open(tmp, 'w') as fh:
-        json.dump(result, fh, indent=1, sort_keys=True)
+        json.dump(result, fh, indent=1, sort_keys=sort_keys)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

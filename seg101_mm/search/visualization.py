@@ -3,7 +3,8 @@
 :func:`write_search_scalars` turns the ledger's finished candidates into one point per
 candidate, in the order they finished, so a long search can be watched live in TensorBoard:
 
-- ``search/score``: the candidate's score (val mIoU), for those that trained;
+- ``search/score``: the candidate's score (the search's ``score`` metric, val mIoU by
+  default), for those that trained;
 - ``search/best_score``: the best score so far;
 - ``search/failed``: how many candidates have failed so far;
 - ``search/round``: the round that proposed the candidate;

@@ -188,14 +188,25 @@ def _load(path: Path) -> dict:
 
 def write_json(path: Path, record: dict):
     """Write ``record`` to ``path`` atomically, with the search's result writer."""
-    write_result(path.parent, record, path.name)
+    # unsorted: the val curve stays in iteration order ('500' before '1000')
+    write_result(path.parent, record, path.name, sort_keys=False)
 
 
 def save_row(path: Path, dataset: str, model: str, row: dict):
     """Put one model's row into the table file, keeping the rows other commands wrote since."""
     record = _load(path) or dict(dataset=dataset, rows={})
     record.setdefault('rows', {})[model] = row
+    for other in record['rows'].values():  # curves by iteration, whatever order a file had
+        if isinstance(other, dict) and isinstance(other.get('val'), dict):
+            other['val'] = dict(sorted(other['val'].items(), key=lambda kv: _iteration(kv[0])))
     write_json(path, record)
+
+
+def _iteration(key) -> float:
+    try:
+        return int(key)
+    except (TypeError, ValueError):
+        return float('inf')
 
 
 def environment(threads: int, amp: bool) -> dict:

@@ -100,3 +100,34 @@ def test_protocol_table_file(path):
             p, r = metrics[f'Precision.{target}'], metrics[f'Recall.{target}']
             assert metrics[f'F1.{target}'] == pytest.approx(2 * p * r / (p + r), abs=0.02)
             assert 0 <= metrics['mIoU'] <= 100 and metrics['PA'] >= metrics['FWIoU']
+
+
+SEARCH_BOARDS = sorted((REPO / 'benchmarks' / 'search').glob('*/leaderboard.csv'))
+
+
+@pytest.mark.parametrize('path', SEARCH_BOARDS, ids=[p.parent.name for p in SEARCH_BOARDS])
+def test_search_leaderboard_file(path):
+    """A committed search's leaderboard: ranked by its score, one row per architecture, and its
+    best.json names the first row."""
+    import csv
+
+    from seg101_mm.search.reports import columns
+    from seg101_mm.space import Genotype
+    with open(path, newline='') as fh:
+        reader = csv.DictReader(fh)
+        header, rows = reader.fieldnames, list(reader)
+    score = header[4]
+    assert tuple(header) == columns(score)
+    done = [r for r in rows if r['status'] == 'done']
+    assert rows[:len(done)] == done and [int(r['rank']) for r in done] == list(
+        range(1, len(done) + 1))
+    scores = [float(r[score]) for r in done]
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 100 for s in scores)
+    keys = [r['key'] for r in rows]
+    assert len(set(keys)) == len(keys)
+    assert all(Genotype.parse(k).key == k for k in keys)
+    assert sorted(int(r['id']) for r in rows) == list(range(len(rows)))
+    best = json.loads((path.parent / 'best.json').read_text())
+    assert best['key'] == done[0]['key'] and best['id'] == int(done[0]['id'])
+    assert best.get('score', best.get('mIoU')) == pytest.approx(scores[0])
+    assert best['metrics'][best.get('score_metric', 'mIoU')] == pytest.approx(scores[0])

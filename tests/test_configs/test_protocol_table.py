@@ -150,3 +150,17 @@ def test_bad_input_is_one_error_line_and_writes_nothing(tmp_path):
     assert res.returncode == 1
     assert "holds the table of dataset 'whu-building', not 'mass-roads'" in res.stderr
     assert json.loads(out.read_text()) == dict(dataset='whu-building', rows={})
+
+
+def test_the_table_keeps_val_curves_in_iteration_order(tmp_path):
+    from seg101_mm.tools.protocol import save_row
+    path = tmp_path / 'table1_mass-roads.json'
+    curve = {str(i): dict(mIoU=float(i) / 100) for i in (1000, 1500, 2000, 500)}  # a sorted file
+    path.write_text(json.dumps(dict(dataset='mass-roads', rows=dict(pspnet=dict(val=curve)))))
+    save_row(path, 'mass-roads', 'seg101', dict(val={'500': dict(mIoU=1.0)}))
+    record = json.loads(path.read_text())
+    assert list(record['rows']) == ['pspnet', 'seg101']
+    assert list(record['rows']['pspnet']['val']) == ['500', '1000', '1500', '2000']
+    assert record['rows']['pspnet']['val']['1500'] == dict(mIoU=15.0)
+    text = path.read_text()
+    assert text.index('"500"') < text.index('"1000"')

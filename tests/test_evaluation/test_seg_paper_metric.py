@@ -7,7 +7,8 @@ from mmseg.registry import METRICS
 from PIL import Image
 
 import seg101_mm  # noqa: F401
-from seg101_mm.evaluation import SegPaperMetric, confusion_matrix, metrics_from_confusion
+from seg101_mm.evaluation import (SegPaperMetric, confusion_matrix, metric_names,
+                                  metrics_from_confusion)
 
 CLASSES = ('background', 'road')
 
@@ -21,8 +22,8 @@ def _samples(preds, gts):
     ]
 
 
-def _evaluate(metric, preds, gts, batch=2):
-    metric.dataset_meta = dict(classes=CLASSES)
+def _evaluate(metric, preds, gts, batch=2, classes=CLASSES):
+    metric.dataset_meta = dict(classes=classes)
     samples = _samples(preds, gts)
     for i in range(0, len(samples), batch):
         metric.process({}, samples[i:i + batch])
@@ -155,3 +156,15 @@ def test_constant_prediction_baseline(tmp_path):
     assert everything_road['Precision.road'] == pytest.approx(100 * 3 / 7)
     with pytest.raises(FileNotFoundError, match='no \\*.png masks in'):
         constant_prediction_metrics(tmp_path / 'missing')
+
+
+def test_metric_names_are_the_keys_the_metric_reports():
+    gt = [np.array([[0, 1, 2, 2]])]
+    pred = [np.array([[0, 2, 2, 1]])]
+    res = _evaluate(SegPaperMetric(target_class='b'), pred, gt, classes=('a', 'b', 'c'))
+    assert metric_names(('a', 'b', 'c'), 'b') == list(res) == [
+        'mIoU', 'IoU.a', 'IoU.b', 'IoU.c', 'FWIoU', 'PA', 'MPA', 'Precision.b', 'Recall.b', 'F1.b'
+    ]
+    assert metric_names(('a', 'b', 'c'), 2)[-1] == 'F1.c'
+    with pytest.raises(ValueError, match=r"target_class 'road' is not one of the dataset classes"):
+        metric_names(('a', 'b'), 'road')

@@ -183,3 +183,42 @@ def test_resume_after_kill_9(tmp_path, repo_root, search_config, fake_script):
         return [(r['id'], r['key'], r['round'], r['status'], r['score']) for r in recs]
 
     assert essence(resumed) == essence(straight)
+
+
+def test_search_ranks_by_the_configured_score(tmp_path, search_config, capsys):
+    import csv
+
+    from seg101_mm.tools import search as tool
+    cfg = search_config(
+        tmp_path / 'search.py', dict(type='InProcessLauncher'), budget=2, num_init=2, iters=1)
+    wd = tmp_path / 'wd'
+    search([cfg, '--work-dir', str(wd), '--cfg-options', 'train_cfg.score=IoU.road'])
+    recs = ledger(wd)
+    assert [r['status'] for r in recs] == ['done'] * 2, [r.get('cause') for r in recs]
+    for r in recs:  # the road IoU ranks, not the mIoU
+        assert r['score'] == r['metrics']['IoU.road'] != r['metrics']['mIoU']
+    assert Ledger(wd / 'ledger.jsonl', readonly=True).setup['score'] == 'IoU.road'
+    with open(wd / 'leaderboard.csv') as fh:
+        rows = list(csv.DictReader(fh))
+    assert 'mIoU' not in rows[0] and [float(r['IoU.road']) for r in rows] == sorted(
+        (r['score'] for r in recs), reverse=True)
+    best = json.loads((wd / 'best.json').read_text())
+    assert best['score_metric'] == 'IoU.road'
+    assert best['score'] == max(r['score'] for r in recs)
+    before = (wd / 'ledger.jsonl').read_bytes()
+    capsys.readouterr()
+    # resuming with another score would mix two rankings: refused, nothing written
+    assert tool.cli([cfg, '--work-dir', str(wd), '--resume']) == 2  # a config error
+    err = capsys.readouterr().err
+    assert err.startswith("error: train_cfg.score='mIoU': this search ranked its candidates by "
+                          "'IoU.road'") and err.count('\n') == 1, err
+    assert (wd / 'ledger.jsonl').read_bytes() == before
+    # a metric the candidates do not report: refused before anything trains
+    other = tmp_path / 'typo'
+    assert tool.cli([cfg, '--work-dir',
+                     str(other), '--cfg-options', 'train_cfg.score=IoU.rood']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: train_cfg.score='IoU.rood' is not allowed; expected one of the "
+                          "val metrics that the candidates report: ['mIoU', 'IoU.background', "
+                          "'IoU.road',") and err.count('\n') == 1, err
+    assert not other.exists()

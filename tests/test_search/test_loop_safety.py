@@ -235,7 +235,8 @@ def test_reports_after_every_round(tmp_path, search_config, fake_script, monkeyp
     rows, best = seen[1]
     assert len(rows) == 3 and {r['id'] for r in csv.DictReader(rows)} == {'0', '1'}
     top = max(recs[:2], key=lambda r: r['score'])
-    assert best['id'] == top['id'] and best['mIoU'] == top['score']
+    assert best['id'] == top['id'] and best['score'] == top['score']
+    assert best['score_metric'] == 'mIoU' and best['metrics']['mIoU'] == top['score']
     assert len((wd / 'leaderboard.csv').read_text().splitlines()) == 5
 
 
@@ -386,8 +387,8 @@ def test_resume_on_another_dataset_is_refused(tmp_path, search_config, fake_scri
         tmp_path / 's.py', fake_launcher(fake_script), budget=1, num_init=1, data_root=str(roads))
     search([cfg, '--work-dir', str(wd)])
     assert Ledger(
-        wd / 'ledger.jsonl',
-        readonly=True).setup == dict(dataset=dict(data_root=str(roads), synthetic=None))
+        wd / 'ledger.jsonl', readonly=True).setup == dict(
+            dataset=dict(data_root=str(roads), synthetic=None), score='mIoU')
     before = (wd / 'ledger.jsonl').read_bytes()
     listing = sorted(p.name for p in wd.iterdir())
     tool = search_tool()
