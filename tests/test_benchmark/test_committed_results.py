@@ -131,3 +131,24 @@ def test_search_leaderboard_file(path):
     assert best['key'] == done[0]['key'] and best['id'] == int(done[0]['id'])
     assert best.get('score', best.get('mIoU')) == pytest.approx(scores[0])
     assert best['metrics'][best.get('score_metric', 'mIoU')] == pytest.approx(scores[0])
+
+
+SEED_FILES = sorted((REPO / 'benchmarks' / 'search').glob('*/seed_noise.json'))
+
+
+@pytest.mark.parametrize('path', SEED_FILES, ids=[p.parent.name for p in SEED_FILES])
+def test_search_seed_noise_file(path):
+    """Seed 0 reproduces the search's own result, and the spreads are those of the seeds."""
+    import csv
+    record = json.loads(path.read_text())
+    with open(path.parent / 'leaderboard.csv', newline='') as fh:
+        board = {r['id']: r for r in csv.DictReader(fh)}
+    assert record['candidates']
+    for cid, cand in record['candidates'].items():
+        assert cand['seeds']['0'] == cand['recorded']
+        assert float(board[cid]['mIoU']) == cand['recorded']['mIoU']
+        for key, spread in cand['spread'].items():
+            values = [cand['seeds'][s][key] for s in sorted(cand['seeds'])]
+            assert len(values) >= 3
+            assert spread['mean'] == pytest.approx(statistics.mean(values), abs=0.006)
+            assert spread['std'] == pytest.approx(statistics.stdev(values), abs=0.006)
