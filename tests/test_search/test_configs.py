@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
+from seg101_mm.search.errors import SearchConfigError
 from seg101_mm.search.loop import check_search_config
 from seg101_mm.search.strategy import build_strategy
 from seg101_mm.search.templates import load_template
@@ -42,6 +43,8 @@ def test_real_tile_search_config(repo_root, monkeypatch, tmp_path):
     assert cfg.launcher.threads_per_process == 1
     # ten random candidates first, then predictor-guided rounds of three
     assert (cfg.strategy.num_init, cfg.strategy.top_k) == (10, 3)
+    # ranked by the target class's IoU, a metric the candidates report
+    assert cfg.score == 'IoU.road'
     # the candidates train with SEG101-Bench's recipe, so their scores lie on its scale
     bench = Config.fromfile(
         str(repo_root / 'configs' / 'benchmark' /
@@ -66,6 +69,9 @@ def test_real_tile_search_config(repo_root, monkeypatch, tmp_path):
     conf = cfg.to_dict()
     conf['candidate']['data_root'] = str(data)
     check_search_config(conf)
+    conf['score'] = 'IoU.building'  # not a class of the template's dataset
+    with pytest.raises(SearchConfigError, match=r"train_cfg.score='IoU.building' is not allowed"):
+        check_search_config(conf)
 
 
 def test_template_overrides_with_delete_load_twice(repo_root):
