@@ -35,8 +35,8 @@ from .errors import SearchConfigError, SearchError, SearchExists, SearchStopped
 from .launchers import Job, build_launcher, kill_stale, outcome
 from .ledger import Ledger
 from .measure import ModelMeasure
-from .reports import DEFAULT_SCORE
 from .registry import LAUNCHERS, STRATEGIES, expected_types, registered_type
+from .reports import DEFAULT_SCORE
 from .result_hook import RESULT_FILE
 from .strategy import build_strategy
 from .templates import load_template
@@ -254,7 +254,12 @@ def reported_metrics(template: dict) -> Optional[list]:
     return [f'{prefix}/{n}' for n in names] if prefix else names
 
 
-def _check_score(recorded: str, now: str):
+def _check_score(ledger: Ledger, now: str):
+    """Refuse ``now`` when the ledger's search ranked by another score (a ledger with candidates
+    but no recorded score ranked by the default)."""
+    if not len(ledger) and 'score' not in ledger.setup:
+        return
+    recorded = ledger.setup.get('score', DEFAULT_SCORE)
     if recorded != now:
         raise SearchConfigError(
             f'train_cfg.score={now!r}: this search ranked its candidates by {recorded!r}; '
@@ -299,10 +304,7 @@ def preflight(train_cfg: dict, work_dir, resume: bool):
             recorded = ledger.setup.get('dataset')
             if recorded is not None:
                 _check_dataset(recorded, dataset_of(train_cfg['candidate']))
-            if len(ledger) or 'score' in ledger.setup:
-                _check_score(
-                    ledger.setup.get('score', DEFAULT_SCORE),
-                    train_cfg.get('score', DEFAULT_SCORE))
+            _check_score(ledger, train_cfg.get('score', DEFAULT_SCORE))
     except BaseException:
         lock.release(work_dir)
         raise
@@ -462,8 +464,7 @@ class NPENASSearchLoop(BaseLoop):
             self.ledger.save_setup(dataset=dataset)
         else:
             _check_dataset(recorded, dataset)
-        if len(self.ledger) or 'score' in self.ledger.setup:
-            _check_score(self.ledger.setup.get('score', DEFAULT_SCORE), self.score)
+        _check_score(self.ledger, self.score)
         if 'score' not in self.ledger.setup:
             self.ledger.save_setup(score=self.score)
         self.data_root = self._data_root()
