@@ -9,6 +9,10 @@ per training iteration and the training time taken from the run's own logs, the 
 and the environment. A rerun skips finished steps and resumes a stopped training from its last
 checkpoint, so a table that takes longer than one sitting grows over several.
 
+Other SEG101 genotypes run the same protocol as rows of their own (:func:`genotype_jobs`): each
+gets a standalone config written by the search's literal-only config writer from the SEG101
+protocol config with the genotype swapped in, so a row is one file a user can train again.
+
 Every value that reaches a child process travels as a separate word of its argument list
 (never through a shell); ``--cfg-options`` values are parsed by mmengine's ``DictAction`` as
 literals.
@@ -45,6 +49,11 @@ DATASETS = ('mass-roads', 'whu-building')
 #: one would arrive in the child as a list or tuple, not as the path.
 _STRUCTURE_CHARS = re.compile(r'[,\[\]()\'" =]')
 TEST_METRICS = 'test_metrics.json'
+
+
+#: Where a genotype row's key, config name and work dir name come from: ``bench<id>`` for a
+#: SEG101-Bench entry, ``g<first 8 hex digits of the canonical key's sha256>`` otherwise.
+GENOTYPE_LABEL = re.compile(r'(bench\d+|g[0-9a-f]{8})')
 
 
 def protocol_config(model: str, dataset: str, repo: Path) -> Path:
@@ -168,6 +177,68 @@ def read_run(work_dir: Path) -> dict:
     return dict(val=dict(sorted(val.items())), times=dict(sorted(times.items())), last_iter=last)
 
 
+def resolve_genotypes(refs: Sequence[str], bench_path: Optional[str]) -> List[dict]:
+    """``refs`` (SEG101-Bench entry ids, or genotype texts) as ``label``, ``genotype``,
+    ``bench_id``; one error names a bad reference, an unreadable benchmark or a repeat."""
+    import hashlib
+
+    from seg101_mm.space import Genotype
+    bench = None
+    found, keys = [], {}
+    for ref in refs:
+        if not isinstance(ref, str) or not ref.strip():
+            raise ToolError(f'genotype {ref!r} is empty; expected a SEG101-Bench entry id or a '
+                            f'genotype text (ga=...;gb=...;st=...;h0=...;h1=...;hm=...)')
+        ref = ref.strip()
+        if ref.isdigit():
+            if bench is None:
+                from seg101_mm.benchmark.bench import Benchmark, BenchmarkError
+                if bench_path is None:
+                    raise ToolError(f'genotype {ref!r} is an entry id, but no --bench file is '
+                                    f'given to look it up in')
+                try:
+                    bench = Benchmark.load(bench_path)
+                except BenchmarkError as e:
+                    raise ToolError(str(e)) from None
+            entry = [e for e in bench if e.get('id') == int(ref)]
+            if not entry:
+                ids = sorted(e['id'] for e in bench if isinstance(e.get('id'), int))
+                raise ToolError(f'genotype {ref!r}: no entry with that id in {bench_path}; '
+                                f'expected one of {ids[0]}-{ids[-1]}' if ids else
+                                f'genotype {ref!r}: {bench_path} has no entries')
+            text, bench_id = entry[0]['genotype'], int(ref)
+        else:
+            text, bench_id = ref, None
+        try:
+            genotype = Genotype.parse(text).canonical()
+        except (TypeError, ValueError) as e:
+            raise ToolError(f'genotype {ref!r} is not a SEG101 genotype: {e}') from None
+        if genotype.key in keys:
+            raise ToolError(f'genotype {ref!r} is the same architecture as {keys[genotype.key]!r}'
+                            f'; give each once')
+        keys[genotype.key] = ref
+        label = (f'bench{bench_id}' if bench_id is not None else
+                 'g' + hashlib.sha256(genotype.key.encode()).hexdigest()[:8])
+        found.append(dict(label=label, genotype=str(genotype), bench_id=bench_id))
+    return found
+
+
+def write_genotype_config(repo: Path, dataset: str, genotype: dict, config_dir: Path) -> Path:
+    """The SEG101 protocol config of ``dataset`` with ``genotype`` swapped in, written as a
+    standalone literal config into ``config_dir``; its path."""
+    from mmengine.config import Config
+
+    from seg101_mm.search.config_writer import candidate_config, write_config
+    base = protocol_config('seg101', dataset, repo)
+    cfg = candidate_config(Config.fromfile(base).to_dict(), genotype['genotype'])
+    cfg.pop('work_dir', None)
+    source = (f'SEG101-Bench entry {genotype["bench_id"]}' if genotype['bench_id'] is not None
+              else 'a genotype given on the command line')
+    header = (f'{base.name} with the genotype of {source}, written by '
+              f'tools/analysis_tools/protocol_table.py.\ngenotype: {genotype["genotype"]}')
+    return write_config(config_dir / f'{base.stem}_{genotype["label"]}.py', cfg, header)
+
+
 def _rounded(metrics: dict) -> dict:
     return {k: round(float(v), 2) for k, v in metrics.items() if isinstance(v, (int, float))}
 
@@ -237,11 +308,24 @@ def usable_cores() -> int:
 class _Job:
     """One model's row: training (resumable), then the test of its last checkpoint."""
 
-    def __init__(self, model, config, work_dir, options, test_options, amp, max_iters, repo):
+    def __init__(self,
+                 model,
+                 config,
+                 work_dir,
+                 options,
+                 test_options,
+                 amp,
+                 max_iters,
+                 repo,
+                 name=None,
+                 genotype=None):
         self.model, self.config, self.work_dir = model, Path(config), Path(work_dir)
         self.options, self.test_options, self.amp = options, test_options, amp
         self.max_iters, self.repo = max_iters, Path(repo)
-        self.rel_config = os.path.relpath(self.config, self.repo)
+        self.name = name or MODEL_NAMES[model]
+        self.genotype = genotype
+        inside = self.config.resolve().is_relative_to(self.repo.resolve())
+        self.rel_config = (os.path.relpath(self.config, self.repo) if inside else str(self.config))
         self.proc = None
         self.stage = 'queued'
         self.log = None
@@ -359,8 +443,11 @@ def row_record(job: _Job, dataset: str, seed: int, env_info: dict) -> dict:
     done = job.stage == 'done'
     checkpoint = job.final_checkpoint() if done else last_checkpoint(job.work_dir)
     trained = int(checkpoint.stem[5:]) if checkpoint is not None else 0
+    extra = {} if job.genotype is None else dict(
+        genotype=job.genotype['genotype'], bench_id=job.genotype['bench_id'])
     return dict(
-        model=MODEL_NAMES[job.model],
+        model=job.name,
+        **extra,
         config=job.rel_config,
         dataset=dataset,
         seed=seed,
@@ -405,6 +492,7 @@ def run_table(dataset: str,
               out: str,
               repo: str,
               models: Sequence[str] = tuple(PROTOCOL_CONFIGS),
+              genotypes: Sequence[dict] = (),
               seed: int = 0,
               data_root: Optional[str] = None,
               amp: bool = False,
@@ -418,6 +506,8 @@ def run_table(dataset: str,
 
     Rows of models still training are written at every progress report (val curve so far,
     ``trained_iterations`` below ``iterations``, no test), complete rows when tested.
+    ``genotypes`` (from :func:`resolve_genotypes`) add one SEG101 row each, keyed
+    ``seg101_<label>``, trained with a config written into ``<work_root>/configs``.
     """
     repo = Path(repo).resolve()
     if jobs < 1:
@@ -449,6 +539,19 @@ def run_table(dataset: str,
         job = _Job(model, config, work_dir, options, test_options, amp,
                    _max_iters(config, cfg_options), repo)
         pending.append(job)
+    for genotype in genotypes:
+        if not GENOTYPE_LABEL.fullmatch(str(genotype.get('label'))):
+            raise ToolError(f'genotype label {genotype.get("label")!r} is not bench<id> or '
+                            f'g<8 hex digits>')
+        base = protocol_config('seg101', dataset, repo)
+        model = f'seg101_{genotype["label"]}'
+        work_dir = Path(work_root).resolve() / f'{base.stem}_{genotype["label"]}_seed{seed}'
+        name = (f'SEG101, SEG101-Bench entry {genotype["bench_id"]}'
+                if genotype['bench_id'] is not None else f'SEG101, genotype {genotype["label"]}')
+        config = write_genotype_config(repo, dataset, genotype, Path(work_root) / 'configs')
+        pending.append(
+            _Job(model, config, work_dir, options, test_options, amp,
+                 _max_iters(config, cfg_options), repo, name, genotype))
     for job in pending:
         job.check_settings()
     # the children train on the CPU, as the protocol and the recorded environment say

@@ -12,6 +12,8 @@ RESULTS = REPO / 'benchmarks' / 'cpu-protocol'
 STEP_FILES = sorted(RESULTS.glob('train-step_*.json'))
 RUN_FILES = sorted(RESULTS.glob('seg101_*.json'))
 TABLE_FILES = sorted(RESULTS.glob('table1_*.json'))
+GENOTYPE_FILES = sorted(RESULTS.glob('genotypes_*.json'))
+BENCH = REPO / 'benchmarks' / 'seg101-bench_mass-roads-cpu.json'
 
 
 def test_the_result_folder_holds_every_kind():
@@ -69,17 +71,43 @@ def test_protocol_run_file(path):
             assert 0 <= metrics['mIoU'] <= 100 and metrics['PA'] >= metrics['FWIoU']
 
 
-@pytest.mark.parametrize('path', TABLE_FILES, ids=[p.name for p in TABLE_FILES])
+def _genotype_row_config(model, row, dataset):
+    """The protocol config a genotype row's written config came from, after checking that the
+    row's genotype, label and written config name agree (and match SEG101-Bench's entry)."""
+    from seg101_mm.space import Genotype
+    from seg101_mm.tools.protocol import PROTOCOL_CONFIGS
+    assert Genotype.parse(row['genotype']).canonical() == Genotype.parse(row['genotype'])
+    label = model[len('seg101_'):]
+    if row['bench_id'] is not None:
+        assert label == f'bench{row["bench_id"]}'
+        entries = json.loads(BENCH.read_text())['entries'].values()
+        recorded = next(e['genotype'] for e in entries if e['id'] == row['bench_id'])
+        assert str(Genotype.parse(recorded).canonical()) == row['genotype']
+        assert row['model'] == f'SEG101, SEG101-Bench entry {row["bench_id"]}'
+    base = PROTOCOL_CONFIGS['seg101'].format(dataset)
+    assert Path(row['config']).name == f'{Path(base).stem}_{label}.py'
+    return base
+
+
+@pytest.mark.parametrize(
+    'path', TABLE_FILES + GENOTYPE_FILES, ids=[p.name for p in TABLE_FILES + GENOTYPE_FILES])
 def test_protocol_table_file(path):
     """Rows of tools/analysis_tools/protocol_table.py: their configs, curves and metrics agree."""
     from seg101_mm.tools.protocol import PROTOCOL_CONFIGS
     record = json.loads(path.read_text())
-    assert path.name == f'table1_{record["dataset"]}.json'
-    assert record['rows'] and set(record['rows']) <= set(PROTOCOL_CONFIGS)
+    kind = path.name.split('_', 1)[0]
+    assert path.name == f'{kind}_{record["dataset"]}.json'
+    assert record['rows']
+    if kind == 'table1':
+        assert set(record['rows']) <= set(PROTOCOL_CONFIGS)
     for model, row in record['rows'].items():
-        assert row['config'] == PROTOCOL_CONFIGS[model].format(record['dataset'])
+        if kind == 'table1':
+            config = row['config']
+            assert config == PROTOCOL_CONFIGS[model].format(record['dataset'])
+        else:  # a genotype row trains a written copy of the SEG101 protocol config
+            config = _genotype_row_config(model, row, record['dataset'])
         assert row['dataset'] == record['dataset']
-        cfg = Config.fromfile(REPO / row['config'])
+        cfg = Config.fromfile(REPO / config)
         target = cfg.test_evaluator.target_class
         interval, max_iters = cfg.train_cfg.val_interval, cfg.train_cfg.max_iters
         assert row['iterations'] == max_iters

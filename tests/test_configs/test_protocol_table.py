@@ -164,3 +164,75 @@ def test_the_table_keeps_val_curves_in_iteration_order(tmp_path):
     assert record['rows']['pspnet']['val']['1500'] == dict(mIoU=15.0)
     text = path.read_text()
     assert text.index('"500"') < text.index('"1000"')
+
+
+BENCH = REPO / 'benchmarks' / 'seg101-bench_mass-roads-cpu.json'
+
+
+def _bench_genotype(entry_id):
+    entries = json.loads(BENCH.read_text())['entries'].values()
+    return next(e['genotype'] for e in entries if e['id'] == entry_id)
+
+
+def test_a_genotype_row_trains_its_own_written_config(tiny, tmp_path):
+    import ast
+
+    from mmengine.config import Config
+
+    from seg101_mm.space import Genotype
+    out = tmp_path / 'genotypes.json'
+    res = _run('mass-roads', '--data-root', tiny, '--genotypes', '4', '--work-root',
+               tmp_path / 'runs', '--out', out, '--threads', '1', '--cfg-options', *SHRINK)
+    assert res.returncode == 0, res.stderr[-3000:]
+    record = json.loads(out.read_text())
+    assert list(record['rows']) == ['seg101_bench4']  # no baselines without --models
+    row = record['rows']['seg101_bench4']
+    expected = str(Genotype.parse(_bench_genotype(4)).canonical())
+    assert row['genotype'] == expected and row['bench_id'] == 4
+    assert row['model'] == 'SEG101, SEG101-Bench entry 4'
+    config = tmp_path / 'runs' / 'configs' / (
+        'seg101_regnetx400mf_1xb4-cpu-2k_mass-roads-256x256_bench4.py')
+    assert row['config'] == str(config)
+    assert row['command'].startswith(f'python tools/train.py {config} ')
+    assert row['trained_iterations'] == 2 and 'IoU.road' in row['test']
+    # the written config is literals only and trains the genotype in neck and head
+    tree = ast.parse(config.read_text())
+    assert all(isinstance(stmt, ast.Assign) for stmt in tree.body)
+    cfg = Config.fromfile(config)
+    assert cfg.model.neck.genotype == cfg.model.decode_head.genotype == expected
+    reference = Config.fromfile(
+        REPO / 'configs/seg101/seg101_regnetx400mf_1xb4-cpu-2k_mass-roads-256x256.py')
+    assert cfg.model.decode_head.loss_decode == reference.model.decode_head.loss_decode
+    assert cfg.train_cfg == reference.train_cfg and cfg.optim_wrapper == reference.optim_wrapper
+    work = tmp_path / 'runs' / 'seg101_regnetx400mf_1xb4-cpu-2k_mass-roads-256x256_bench4_seed0'
+    assert (work / 'iter_2.pth').is_file() and (work / 'test_metrics.json').is_file()
+    assert '| SEG101, SEG101-Bench entry 4 | 2 / 2 |' in res.stdout
+
+
+def test_genotypes_are_resolved_from_ids_or_texts_with_one_error_line(tmp_path):
+    import hashlib
+
+    from seg101_mm.space import Genotype
+    from seg101_mm.tools.common import ToolError
+    from seg101_mm.tools.protocol import resolve_genotypes
+    text = _bench_genotype(7)
+    key = Genotype.parse(text).canonical().key
+    found = resolve_genotypes(['2', text], str(BENCH))
+    assert [g['label'] for g in found] == [
+        'bench2', 'g' + hashlib.sha256(key.encode()).hexdigest()[:8]]
+    assert found[1]['bench_id'] is None
+    assert found[0]['genotype'] == str(Genotype.parse(_bench_genotype(2)).canonical())
+    with pytest.raises(ToolError, match=r"^genotype '7' is the same architecture as 'ga="):
+        resolve_genotypes([text, '7'], str(BENCH))
+    with pytest.raises(ToolError, match=r"^genotype '100': no entry with that id in .*; "
+                       r'expected one of 0-99$'):
+        resolve_genotypes(['100'], str(BENCH))
+    with pytest.raises(ToolError, match=r"^genotype 'ga=conv9x9' is not a SEG101 genotype"):
+        resolve_genotypes(['ga=conv9x9'], str(BENCH))
+    with pytest.raises(ToolError, match=r"^benchmark file '.*missing.json' does not exist$"):
+        resolve_genotypes(['3'], str(tmp_path / 'missing.json'))
+    # a bad genotype stops the command before anything is written
+    res = _run('mass-roads', '--genotypes', '2', 'ga=conv9x9', '--work-root', tmp_path / 'runs',
+               '--out', tmp_path / 'out.json')
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / 'runs').exists() and not (tmp_path / 'out.json').exists()

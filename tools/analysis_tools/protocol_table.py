@@ -14,6 +14,13 @@ test metrics, seconds per iteration, training time, command, environment) as soo
 model is done, and the table is printed at the end; a model still training has a row with its
 val curve so far, updated at every progress line. Run the same command again to continue:
 finished models are not retrained and a stopped training resumes from its last checkpoint.
+
+``--genotypes`` trains other SEG101 architectures with the same protocol, one row each: give
+SEG101-Bench entry ids (looked up in ``--bench``) or genotype texts. Each gets a standalone
+config in ``<work-root>/configs``::
+
+    python tools/analysis_tools/protocol_table.py mass-roads --data-root data/mass_roads \\
+        --amp --genotypes 2 4 7 8 9 --out benchmarks/cpu-protocol/genotypes_mass-roads.json
 """
 import argparse
 import signal
@@ -32,8 +39,19 @@ def parse_args(argv=None):
         '--models',
         nargs='+',
         choices=list(PROTOCOL_CONFIGS),
-        default=list(PROTOCOL_CONFIGS),
-        help='models to train (default: all three)')
+        help='models to train (default: all three, or none when --genotypes is given)')
+    p.add_argument(
+        '--genotypes',
+        nargs='+',
+        default=[],
+        metavar='ID_OR_GENOTYPE',
+        help='SEG101 architectures to train with the SEG101 protocol config, one row each: '
+        'SEG101-Bench entry ids (see --bench) or genotype texts')
+    p.add_argument(
+        '--bench',
+        default=str(REPO / 'benchmarks' / 'seg101-bench_mass-roads-cpu.json'),
+        help='the SEG101-Bench file that --genotypes ids refer to (default: the committed '
+        'Massachusetts one)')
     p.add_argument('--seed', type=int, default=0, help='training seed (default 0)')
     p.add_argument(
         '--amp',
@@ -69,17 +87,22 @@ def _interrupt(signum, frame):
 def main(argv=None) -> int:
     import seg101_mm  # noqa: F401  (registers modules and applies compat fixes)
     from seg101_mm.tools.common import ToolError
-    from seg101_mm.tools.protocol import markdown_table, run_table
+    from seg101_mm.tools.protocol import (PROTOCOL_CONFIGS, markdown_table, resolve_genotypes,
+                                          run_table)
     args = parse_args(argv)
     out = args.out or str(Path(args.work_root) / f'table1_{args.dataset}.json')
     signal.signal(signal.SIGTERM, _interrupt)
+    if args.models is None:
+        args.models = [] if args.genotypes else list(PROTOCOL_CONFIGS)
     try:
+        genotypes = resolve_genotypes(args.genotypes, args.bench)
         record = run_table(
             args.dataset,
             args.work_root,
             out,
             repo=str(REPO),
             models=args.models,
+            genotypes=genotypes,
             seed=args.seed,
             data_root=args.data_root,
             amp=args.amp,
