@@ -190,7 +190,7 @@ def write_config(path, cfg: dict, header: str = '') -> Path:
     path = Path(path)
     text = render_config(cfg, header)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
+    tmp = path.with_name(f'{path.name}.{os.getpid()}.tmp')  # two writers never share one
     with open(tmp, 'w') as fh:
         fh.write(text)
         fh.flush()

@@ -9,9 +9,10 @@ per training iteration and the training time taken from the run's own logs, the 
 and the environment. A rerun skips finished steps and resumes a stopped training from its last
 checkpoint, so a table that takes longer than one sitting grows over several.
 
-Other SEG101 genotypes run the same protocol as rows of their own (:func:`genotype_jobs`): each
-gets a standalone config written by the search's literal-only config writer from the SEG101
-protocol config with the genotype swapped in, so a row is one file a user can train again.
+Other SEG101 genotypes run the same protocol as rows of their own (``genotypes`` of
+:func:`run_table`): each trains a standalone config that the search's literal-only config writer
+makes from the SEG101 protocol config with the genotype swapped in (in ``<work_root>/configs``;
+the row names it, and :func:`write_genotype_config` writes it again from the row's genotype).
 
 Every value that reaches a child process travels as a separate word of its argument list
 (never through a shell); ``--cfg-options`` values are parsed by mmengine's ``DictAction`` as
@@ -53,7 +54,7 @@ TEST_METRICS = 'test_metrics.json'
 
 #: Where a genotype row's key, config name and work dir name come from: ``bench<id>`` for a
 #: SEG101-Bench entry, ``g<first 8 hex digits of the canonical key's sha256>`` otherwise.
-GENOTYPE_LABEL = re.compile(r'(bench\d+|g[0-9a-f]{8})')
+GENOTYPE_LABEL = re.compile(r'(bench[0-9]+|g[0-9a-f]{8})')
 
 
 def protocol_config(model: str, dataset: str, repo: Path) -> Path:
@@ -177,9 +178,13 @@ def read_run(work_dir: Path) -> dict:
     return dict(val=dict(sorted(val.items())), times=dict(sorted(times.items())), last_iter=last)
 
 
-def resolve_genotypes(refs: Sequence[str], bench_path: Optional[str]) -> List[dict]:
-    """``refs`` (SEG101-Bench entry ids, or genotype texts) as ``label``, ``genotype``,
-    ``bench_id``; one error names a bad reference, an unreadable benchmark or a repeat."""
+def resolve_genotypes(refs: Sequence[str],
+                      bench_path: Optional[str],
+                      repo: Optional[Path] = None) -> List[dict]:
+    """``refs`` (SEG101-Bench entry ids, or genotype texts) as ``label``, ``genotype`` (its
+    canonical text), ``bench_id`` and ``bench`` (the file an id was looked up in, relative to
+    ``repo`` when inside it); one error names a bad reference, an unreadable benchmark or a
+    repeat."""
     import hashlib
 
     from seg101_mm.space import Genotype
@@ -190,7 +195,7 @@ def resolve_genotypes(refs: Sequence[str], bench_path: Optional[str]) -> List[di
             raise ToolError(f'genotype {ref!r} is empty; expected a SEG101-Bench entry id or a '
                             f'genotype text (ga=...;gb=...;st=...;h0=...;h1=...;hm=...)')
         ref = ref.strip()
-        if ref.isdigit():
+        if re.fullmatch(r'[0-9]+', ref):
             if bench is None:
                 from seg101_mm.benchmark.bench import Benchmark, BenchmarkError
                 if bench_path is None:
@@ -200,6 +205,9 @@ def resolve_genotypes(refs: Sequence[str], bench_path: Optional[str]) -> List[di
                     bench = Benchmark.load(bench_path)
                 except BenchmarkError as e:
                     raise ToolError(str(e)) from None
+                except OSError as e:
+                    raise ToolError(f'benchmark file {bench_path!r} cannot be read '
+                                    f'({e.strerror}); expected a SEG101-Bench JSON file') from None
             entry = [e for e in bench if e.get('id') == int(ref)]
             if not entry:
                 ids = sorted(e['id'] for e in bench if isinstance(e.get('id'), int))
@@ -207,8 +215,11 @@ def resolve_genotypes(refs: Sequence[str], bench_path: Optional[str]) -> List[di
                                 f'expected one of {ids[0]}-{ids[-1]}' if ids else
                                 f'genotype {ref!r}: {bench_path} has no entries')
             text, bench_id = entry[0]['genotype'], int(ref)
+            bench_file = Path(bench_path).resolve()
+            if repo is not None and bench_file.is_relative_to(Path(repo).resolve()):
+                bench_file = bench_file.relative_to(Path(repo).resolve())
         else:
-            text, bench_id = ref, None
+            text, bench_id, bench_file = ref, None, None
         try:
             genotype = Genotype.parse(text).canonical()
         except (TypeError, ValueError) as e:
@@ -219,7 +230,12 @@ def resolve_genotypes(refs: Sequence[str], bench_path: Optional[str]) -> List[di
         keys[genotype.key] = ref
         label = (f'bench{bench_id}' if bench_id is not None else
                  'g' + hashlib.sha256(genotype.key.encode()).hexdigest()[:8])
-        found.append(dict(label=label, genotype=str(genotype), bench_id=bench_id))
+        found.append(
+            dict(
+                label=label,
+                genotype=str(genotype),
+                bench_id=bench_id,
+                bench=None if bench_file is None else str(bench_file)))
     return found
 
 
@@ -228,7 +244,10 @@ def write_genotype_config(repo: Path, dataset: str, genotype: dict, config_dir: 
     standalone literal config into ``config_dir``; its path."""
     from mmengine.config import Config
 
-    from seg101_mm.search.config_writer import candidate_config, write_config
+    from seg101_mm.search.config_writer import candidate_config, render_config, write_config
+    if not GENOTYPE_LABEL.fullmatch(str(genotype.get('label'))):
+        raise ToolError(f'genotype label {genotype.get("label")!r} is not bench<id> or '
+                        f'g<8 hex digits>')
     base = protocol_config('seg101', dataset, repo)
     cfg = candidate_config(Config.fromfile(base).to_dict(), genotype['genotype'])
     cfg.pop('work_dir', None)
@@ -236,7 +255,10 @@ def write_genotype_config(repo: Path, dataset: str, genotype: dict, config_dir: 
               else 'a genotype given on the command line')
     header = (f'{base.name} with the genotype of {source}, written by '
               f'tools/analysis_tools/protocol_table.py.\ngenotype: {genotype["genotype"]}')
-    return write_config(config_dir / f'{base.stem}_{genotype["label"]}.py', cfg, header)
+    path = Path(config_dir) / f'{base.stem}_{genotype["label"]}.py'
+    if path.is_file() and path.read_text() == render_config(cfg, header):
+        return path  # unchanged: a run of another seed may be reading it
+    return write_config(path, cfg, header)
 
 
 def _rounded(metrics: dict) -> dict:
@@ -324,16 +346,21 @@ class _Job:
         self.max_iters, self.repo = max_iters, Path(repo)
         self.name = name or MODEL_NAMES[model]
         self.genotype = genotype
-        inside = self.config.resolve().is_relative_to(self.repo.resolve())
-        self.rel_config = (os.path.relpath(self.config, self.repo) if inside else str(self.config))
+        config = self.config.resolve()
+        inside = config.is_relative_to(self.repo.resolve())
+        self.rel_config = os.path.relpath(config, self.repo) if inside else str(config)
         self.proc = None
         self.stage = 'queued'
         self.log = None
         self.train_cmd = train_command(self.rel_config, self.work_dir, options, amp, False)
 
     def settings(self) -> dict:
-        """What makes two runs the same run: the train command's options and precision."""
-        return dict(config=self.rel_config, amp=self.amp, cfg_options=list(self.options))
+        """What makes two runs the same run: the train command's options and precision (and
+        the architecture of a genotype row, whose config file a later command rewrites)."""
+        settings = dict(config=self.rel_config, amp=self.amp, cfg_options=list(self.options))
+        if self.genotype is not None:
+            settings['genotype'] = self.genotype['genotype']
+        return settings
 
     def lock(self):
         """Hold the work dir's lock until this process ends: a second command that would train
@@ -444,7 +471,9 @@ def row_record(job: _Job, dataset: str, seed: int, env_info: dict) -> dict:
     checkpoint = job.final_checkpoint() if done else last_checkpoint(job.work_dir)
     trained = int(checkpoint.stem[5:]) if checkpoint is not None else 0
     extra = {} if job.genotype is None else dict(
-        genotype=job.genotype['genotype'], bench_id=job.genotype['bench_id'])
+        genotype=job.genotype['genotype'],
+        bench_id=job.genotype['bench_id'],
+        bench=job.genotype.get('bench'))
     return dict(
         model=job.name,
         **extra,
@@ -509,6 +538,7 @@ def run_table(dataset: str,
     ``genotypes`` (from :func:`resolve_genotypes`) add one SEG101 row each, keyed
     ``seg101_<label>``, trained with a config written into ``<work_root>/configs``.
     """
+    from seg101_mm.space import Genotype
     repo = Path(repo).resolve()
     if jobs < 1:
         raise ToolError(f'--jobs must be >= 1, got {jobs}')
@@ -539,21 +569,30 @@ def run_table(dataset: str,
         job = _Job(model, config, work_dir, options, test_options, amp,
                    _max_iters(config, cfg_options), repo)
         pending.append(job)
+    base = protocol_config('seg101', dataset, repo)
     for genotype in genotypes:
         if not GENOTYPE_LABEL.fullmatch(str(genotype.get('label'))):
             raise ToolError(f'genotype label {genotype.get("label")!r} is not bench<id> or '
                             f'g<8 hex digits>')
-        base = protocol_config('seg101', dataset, repo)
+        try:
+            text = str(Genotype.parse(genotype.get('genotype')).canonical())
+        except (TypeError, ValueError) as e:
+            raise ToolError(f'genotype {genotype.get("genotype")!r} is not a SEG101 genotype: '
+                            f'{e}') from None
+        genotype = dict(genotype, genotype=text)
         model = f'seg101_{genotype["label"]}'
         work_dir = Path(work_root).resolve() / f'{base.stem}_{genotype["label"]}_seed{seed}'
         name = (f'SEG101, SEG101-Bench entry {genotype["bench_id"]}'
                 if genotype['bench_id'] is not None else f'SEG101, genotype {genotype["label"]}')
-        config = write_genotype_config(repo, dataset, genotype, Path(work_root) / 'configs')
+        config = Path(work_root).resolve() / 'configs' / f'{base.stem}_{genotype["label"]}.py'
+        # the written config changes the genotype only: the schedule is the protocol config's
         pending.append(
             _Job(model, config, work_dir, options, test_options, amp,
-                 _max_iters(config, cfg_options), repo, name, genotype))
+                 _max_iters(base, cfg_options), repo, name, genotype))
     for job in pending:
         job.check_settings()
+        if job.genotype is not None:  # written under the work dir's lock, after the check
+            write_genotype_config(repo, dataset, job.genotype, job.config.parent)
     # the children train on the CPU, as the protocol and the recorded environment say
     env = dict(
         os.environ,
@@ -607,8 +646,9 @@ def run_table(dataset: str,
 def markdown_table(record: dict, target: str) -> str:
     """The record's rows as Table 1: test metrics, seconds per iteration and its ratio."""
     rows = list(record.get('rows', {}).values())
-    ref = next((r['s_per_iter'] for r in rows if r['model'].startswith('SEG101')
-                and r.get('s_per_iter')), None)
+    # ratios against the reference SEG101 row, or (a table of genotypes) its first row
+    first = record.get('rows', {}).get('seg101') or (rows[0] if rows else {})
+    ref = first.get('s_per_iter')
     lines = [
         f'| model | iterations | mIoU | IoU {target} | FWIoU | PA | MPA | s / iteration '
         f'(ratio) | training time |', '|---|---|---|---|---|---|---|---|---|'

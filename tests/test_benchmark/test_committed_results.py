@@ -13,7 +13,6 @@ STEP_FILES = sorted(RESULTS.glob('train-step_*.json'))
 RUN_FILES = sorted(RESULTS.glob('seg101_*.json'))
 TABLE_FILES = sorted(RESULTS.glob('table1_*.json'))
 GENOTYPE_FILES = sorted(RESULTS.glob('genotypes_*.json'))
-BENCH = REPO / 'benchmarks' / 'seg101-bench_mass-roads-cpu.json'
 
 
 def test_the_result_folder_holds_every_kind():
@@ -73,17 +72,26 @@ def test_protocol_run_file(path):
 
 def _genotype_row_config(model, row, dataset):
     """The protocol config a genotype row's written config came from, after checking that the
-    row's genotype, label and written config name agree (and match SEG101-Bench's entry)."""
+    row's key, genotype, label and written config name agree (and match SEG101-Bench's
+    entry)."""
+    import hashlib
+
     from seg101_mm.space import Genotype
-    from seg101_mm.tools.protocol import PROTOCOL_CONFIGS
-    assert Genotype.parse(row['genotype']).canonical() == Genotype.parse(row['genotype'])
+    from seg101_mm.tools.protocol import GENOTYPE_LABEL, PROTOCOL_CONFIGS
+    genotype = Genotype.parse(row['genotype'])
+    assert str(genotype.canonical()) == row['genotype']
+    assert model.startswith('seg101_')
     label = model[len('seg101_'):]
+    assert GENOTYPE_LABEL.fullmatch(label)
     if row['bench_id'] is not None:
         assert label == f'bench{row["bench_id"]}'
-        entries = json.loads(BENCH.read_text())['entries'].values()
+        entries = json.loads((REPO / row['bench']).read_text())['entries'].values()
         recorded = next(e['genotype'] for e in entries if e['id'] == row['bench_id'])
         assert str(Genotype.parse(recorded).canonical()) == row['genotype']
         assert row['model'] == f'SEG101, SEG101-Bench entry {row["bench_id"]}'
+    else:
+        assert label == 'g' + hashlib.sha256(genotype.key.encode()).hexdigest()[:8]
+        assert row['model'] == f'SEG101, genotype {label}'
     base = PROTOCOL_CONFIGS['seg101'].format(dataset)
     assert Path(row['config']).name == f'{Path(base).stem}_{label}.py'
     return base
@@ -101,7 +109,7 @@ def test_protocol_table_file(path):
     if kind == 'table1':
         assert set(record['rows']) <= set(PROTOCOL_CONFIGS)
     for model, row in record['rows'].items():
-        if kind == 'table1':
+        if 'genotype' not in row:  # a baseline or the reference SEG101 row
             config = row['config']
             assert config == PROTOCOL_CONFIGS[model].format(record['dataset'])
         else:  # a genotype row trains a written copy of the SEG101 protocol config

@@ -180,15 +180,19 @@ def test_a_genotype_row_trains_its_own_written_config(tiny, tmp_path):
     from mmengine.config import Config
 
     from seg101_mm.space import Genotype
-    out = tmp_path / 'genotypes.json'
-    res = _run('mass-roads', '--data-root', tiny, '--genotypes', '4', '--work-root',
-               tmp_path / 'runs', '--out', out, '--threads', '1', '--cfg-options', *SHRINK)
+
+    # run from outside the checkout, with a relative work root and the default --out
+    common = ('mass-roads', '--data-root', tiny, '--genotypes', '4', '--work-root', 'runs',
+              '--threads', '1', '--cfg-options', *SHRINK)
+    res = _run(*common, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
+    out = tmp_path / 'runs' / 'genotypes_mass-roads.json'
     record = json.loads(out.read_text())
     assert list(record['rows']) == ['seg101_bench4']  # no baselines without --models
     row = record['rows']['seg101_bench4']
     expected = str(Genotype.parse(_bench_genotype(4)).canonical())
     assert row['genotype'] == expected and row['bench_id'] == 4
+    assert row['bench'] == 'benchmarks/seg101-bench_mass-roads-cpu.json'
     assert row['model'] == 'SEG101, SEG101-Bench entry 4'
     config = tmp_path / 'runs' / 'configs' / (
         'seg101_regnetx400mf_1xb4-cpu-2k_mass-roads-256x256_bench4.py')
@@ -207,6 +211,27 @@ def test_a_genotype_row_trains_its_own_written_config(tiny, tmp_path):
     work = tmp_path / 'runs' / 'seg101_regnetx400mf_1xb4-cpu-2k_mass-roads-256x256_bench4_seed0'
     assert (work / 'iter_2.pth').is_file() and (work / 'test_metrics.json').is_file()
     assert '| SEG101, SEG101-Bench entry 4 | 2 / 2 |' in res.stdout
+    # a rerun trains nothing and leaves the written config as it was
+    written = config.read_text()
+    res = _run(*common, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert len(_headers(work / 'train.out')) == 1 and config.read_text() == written
+    # another architecture under the same label (entry 4 of another benchmark file) is refused
+    # before its config is rewritten: the finished row is not relabelled
+    other = _bench_genotype(7)
+    fake = tmp_path / 'other_bench.json'
+    fake.write_text(
+        json.dumps(
+            dict(format='seg101-bench', version=1, meta={}, failed={},
+                 entries={Genotype.parse(other).key: dict(id=4, genotype=other, val={})})))
+    res = _run(*common[:5], '--bench', fake, *common[5:], cwd=tmp_path)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines()[-1] == (
+        f'protocol_table.py: error: {work} holds a run with other settings '
+        f'({work / "protocol_settings.json"}); pass another --work-root, or the options of that '
+        'run')
+    assert config.read_text() == written
+    assert json.loads(out.read_text())['rows']['seg101_bench4']['genotype'] == expected
 
 
 def test_genotypes_are_resolved_from_ids_or_texts_with_one_error_line(tmp_path):
@@ -231,6 +256,10 @@ def test_genotypes_are_resolved_from_ids_or_texts_with_one_error_line(tmp_path):
         resolve_genotypes(['ga=conv9x9'], str(BENCH))
     with pytest.raises(ToolError, match=r"^benchmark file '.*missing.json' does not exist$"):
         resolve_genotypes(['3'], str(tmp_path / 'missing.json'))
+    with pytest.raises(ToolError, match=r"^benchmark file '.*' cannot be read \(Is a directory\)"):
+        resolve_genotypes(['3'], str(tmp_path))
+    with pytest.raises(ToolError, match=r"^genotype '²' is not a SEG101 genotype"):
+        resolve_genotypes(['²'], str(BENCH))  # a digit to str.isdigit, not an entry id
     # a bad genotype stops the command before anything is written
     res = _run('mass-roads', '--genotypes', '2', 'ga=conv9x9', '--work-root', tmp_path / 'runs',
                '--out', tmp_path / 'out.json')

@@ -68,7 +68,10 @@ def parse_args(argv=None):
         help='iterations between checkpoints, the most a stop loses (default 250)')
     p.add_argument(
         '--work-root', default='work_dirs/cpu-protocol', help='where the runs go')
-    p.add_argument('--out', help='result JSON (default: <work-root>/table1_<dataset>.json)')
+    p.add_argument(
+        '--out',
+        help='result JSON (default: <work-root>/table1_<dataset>.json, or '
+        'genotypes_<dataset>.json for a command with --genotypes only)')
     p.add_argument(
         '--cfg-options',
         nargs='+',
@@ -90,12 +93,13 @@ def main(argv=None) -> int:
     from seg101_mm.tools.protocol import (PROTOCOL_CONFIGS, markdown_table, resolve_genotypes,
                                           run_table)
     args = parse_args(argv)
-    out = args.out or str(Path(args.work_root) / f'table1_{args.dataset}.json')
-    signal.signal(signal.SIGTERM, _interrupt)
     if args.models is None:
         args.models = [] if args.genotypes else list(PROTOCOL_CONFIGS)
+    kind = 'table1' if args.models else 'genotypes'
+    out = args.out or str(Path(args.work_root) / f'{kind}_{args.dataset}.json')
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        genotypes = resolve_genotypes(args.genotypes, args.bench)
+        genotypes = resolve_genotypes(args.genotypes, args.bench, REPO)
         record = run_table(
             args.dataset,
             args.work_root,
