@@ -604,9 +604,21 @@ def _slurm_training_task(cmd, log, cwd, env, ignore_usr2):
         # no time limit known to submitit: its warning handler cannot judge a USR2, and the
         # job ends at its limit (state TIMEOUT) instead
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+
+    def usr2_ignored():
+        # Slurm sends the warning signal to every process of the job, the training too: left
+        # at its default, USR2 would end the training (exit -12) before submitit's handler here
+        # could call it a timeout; ignored there, the handler ends it (finally, below)
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+
     with open(log, 'ab') as out:
         proc = subprocess.Popen(
-            cmd, cwd=cwd, env=dict(os.environ, **env), stdout=out, stderr=subprocess.STDOUT)
+            cmd,
+            cwd=cwd,
+            env=dict(os.environ, **env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=usr2_ignored)
         try:
             code = proc.wait()
         finally:  # submitit's time-limit handler raises here: the training ends with the job

@@ -313,3 +313,20 @@ def wait_until(check, limit=10.0):
             pass
         time.sleep(0.02)
     return False
+
+
+def test_the_training_of_a_slurm_task_ignores_the_time_limit_warning(tmp_path):
+    """Slurm sends the warning signal (USR2) to every process of a job: the training must not
+    die of it before submitit's handler in the task records the job as timed out."""
+    from seg101_mm.search.launchers import _slurm_training_task
+    log = tmp_path / 'train.log'
+    probe = ('import os, signal; print(signal.getsignal(signal.SIGUSR2)); '
+             'os.kill(os.getpid(), signal.SIGUSR2); print("alive after USR2")')
+    assert _slurm_training_task([sys.executable, '-c', probe], str(log), str(tmp_path), {},
+                                False) == 0
+    assert log.read_text().splitlines() == [str(int(signal.SIG_IGN)), 'alive after USR2']
+    # the task itself keeps its handler (submitit's, here the default) for the warning
+    assert signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
+    probe = 'import os, signal; os.kill(os.getpid(), signal.SIGTERM)'
+    with pytest.raises(ChildProcessError, match=r'^training exited with code -15$'):
+        _slurm_training_task([sys.executable, '-c', probe], str(log), str(tmp_path), {}, False)
