@@ -239,15 +239,34 @@ def resolve_genotypes(refs: Sequence[str],
     return found
 
 
+def checked_genotype(genotype: dict) -> dict:
+    """``genotype`` (as :func:`resolve_genotypes` gives it) with its label checked, since it
+    names files and folders, and its genotype text made canonical."""
+    from seg101_mm.space import Genotype
+    if not GENOTYPE_LABEL.fullmatch(str(genotype.get('label'))):
+        raise ToolError(f'genotype label {genotype.get("label")!r} is not bench<id> or '
+                        f'g<8 hex digits>')
+    try:
+        text = str(Genotype.parse(genotype.get('genotype')).canonical())
+    except (TypeError, ValueError) as e:
+        raise ToolError(f'genotype {genotype.get("genotype")!r} is not a SEG101 genotype: '
+                        f'{e}') from None
+    return dict(genotype, genotype=text)
+
+
+def genotype_config_path(base: Path, genotype: dict, config_dir: Path) -> Path:
+    """Where the config of a genotype row (label checked) of the protocol config ``base`` is
+    written."""
+    return Path(config_dir) / f'{base.stem}_{genotype["label"]}.py'
+
+
 def write_genotype_config(repo: Path, dataset: str, genotype: dict, config_dir: Path) -> Path:
     """The SEG101 protocol config of ``dataset`` with ``genotype`` swapped in, written as a
     standalone literal config into ``config_dir``; its path."""
     from mmengine.config import Config
 
     from seg101_mm.search.config_writer import candidate_config, render_config, write_config
-    if not GENOTYPE_LABEL.fullmatch(str(genotype.get('label'))):
-        raise ToolError(f'genotype label {genotype.get("label")!r} is not bench<id> or '
-                        f'g<8 hex digits>')
+    genotype = checked_genotype(genotype)
     base = protocol_config('seg101', dataset, repo)
     cfg = candidate_config(Config.fromfile(base).to_dict(), genotype['genotype'])
     cfg.pop('work_dir', None)
@@ -255,7 +274,7 @@ def write_genotype_config(repo: Path, dataset: str, genotype: dict, config_dir: 
               else 'a genotype given on the command line')
     header = (f'{base.name} with the genotype of {source}, written by '
               f'tools/analysis_tools/protocol_table.py.\ngenotype: {genotype["genotype"]}')
-    path = Path(config_dir) / f'{base.stem}_{genotype["label"]}.py'
+    path = genotype_config_path(base, genotype, config_dir)
     if path.is_file() and path.read_text() == render_config(cfg, header):
         return path  # unchanged: a run of another seed may be reading it
     return write_config(path, cfg, header)
@@ -538,7 +557,6 @@ def run_table(dataset: str,
     ``genotypes`` (from :func:`resolve_genotypes`) add one SEG101 row each, keyed
     ``seg101_<label>``, trained with a config written into ``<work_root>/configs``.
     """
-    from seg101_mm.space import Genotype
     repo = Path(repo).resolve()
     if jobs < 1:
         raise ToolError(f'--jobs must be >= 1, got {jobs}')
@@ -562,29 +580,22 @@ def run_table(dataset: str,
         raise ToolError(f'{out}: holds the table of dataset {record.get("dataset")!r}, not '
                         f'{dataset!r}; pass another --out')
     env_info = environment(threads, amp)
+    root = Path(work_root).resolve()
     pending = []
     for model in models:
         config = protocol_config(model, dataset, repo)
-        work_dir = Path(work_root).resolve() / f'{config.stem}_seed{seed}'
+        work_dir = root / f'{config.stem}_seed{seed}'
         job = _Job(model, config, work_dir, options, test_options, amp,
                    _max_iters(config, cfg_options), repo)
         pending.append(job)
     base = protocol_config('seg101', dataset, repo)
     for genotype in genotypes:
-        if not GENOTYPE_LABEL.fullmatch(str(genotype.get('label'))):
-            raise ToolError(f'genotype label {genotype.get("label")!r} is not bench<id> or '
-                            f'g<8 hex digits>')
-        try:
-            text = str(Genotype.parse(genotype.get('genotype')).canonical())
-        except (TypeError, ValueError) as e:
-            raise ToolError(f'genotype {genotype.get("genotype")!r} is not a SEG101 genotype: '
-                            f'{e}') from None
-        genotype = dict(genotype, genotype=text)
+        genotype = checked_genotype(genotype)
         model = f'seg101_{genotype["label"]}'
-        work_dir = Path(work_root).resolve() / f'{base.stem}_{genotype["label"]}_seed{seed}'
+        work_dir = root / f'{base.stem}_{genotype["label"]}_seed{seed}'
         name = (f'SEG101, SEG101-Bench entry {genotype["bench_id"]}'
                 if genotype['bench_id'] is not None else f'SEG101, genotype {genotype["label"]}')
-        config = Path(work_root).resolve() / 'configs' / f'{base.stem}_{genotype["label"]}.py'
+        config = genotype_config_path(base, genotype, root / 'configs')
         # the written config changes the genotype only: the schedule is the protocol config's
         pending.append(
             _Job(model, config, work_dir, options, test_options, amp,
