@@ -1,4 +1,6 @@
-"""Training-loop parts that mmengine leaves to the device: mixed precision on the CPU."""
+"""Training-loop parts mmengine leaves open: mixed precision on the CPU, and the validation
+of a resumed checkpoint."""
 from .optim_wrappers import CPUAmpOptimWrapper
+from .resumed_validation import ResumedValidationHook, is_validation_step
 
-__all__ = ['CPUAmpOptimWrapper']
+__all__ = ['CPUAmpOptimWrapper', 'ResumedValidationHook', 'is_validation_step']

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..search.result_hook import write_result
 from .common import ToolError
@@ -357,12 +357,13 @@ class _Job:
                  test_options,
                  amp,
                  max_iters,
+                 val_interval,
                  repo,
                  name=None,
                  genotype=None):
         self.model, self.config, self.work_dir = model, Path(config), Path(work_dir)
         self.options, self.test_options, self.amp = options, test_options, amp
-        self.max_iters, self.repo = max_iters, Path(repo)
+        self.max_iters, self.val_interval, self.repo = max_iters, val_interval, Path(repo)
         self.name = name or MODEL_NAMES[model]
         self.genotype = genotype
         config = self.config.resolve()
@@ -424,9 +425,21 @@ class _Job:
         out, ckpt = self.work_dir / TEST_METRICS, self.final_checkpoint()
         return out.is_file() and ckpt.is_file() and out.stat().st_mtime >= ckpt.stat().st_mtime
 
+    def validated(self, iteration: int) -> bool:
+        """Whether the run has logged its validation after ``iteration`` (True for an iteration
+        that is not a validation step)."""
+        at_val_step = iteration % self.val_interval == 0 or iteration == self.max_iters
+        return not at_val_step or iteration in read_run(self.work_dir)['val']
+
     def next_command(self) -> Optional[List[str]]:
-        """The next step's command line, or None when the row is complete."""
-        if not self.final_checkpoint().is_file():
+        """The next step's command line, or None when the row is complete.
+
+        A final checkpoint whose validation was not logged (the run stopped during it) is
+        resumed: the train tool validates a resumed checkpoint first, and has nothing left to
+        train.
+        """
+        final = self.final_checkpoint()
+        if not final.is_file() or not self.validated(self.max_iters):
             resume_from = last_checkpoint(self.work_dir)
             if resume_from is not None:
                 # mmengine resumes from the file last_checkpoint names: make it this one
@@ -461,6 +474,9 @@ class _Job:
         if self.stage.startswith('training') and not self.final_checkpoint().is_file():
             return (f'training exited without {self.final_checkpoint().name} (does an option '
                     f'change the checkpoint hook or the schedule?)')
+        if self.stage.startswith('training') and not self.validated(self.max_iters):
+            return (f'training exited without logging the validation of iteration '
+                    f'{self.max_iters} (does an option change the val loop?)')
         if self.stage == 'testing' and not self.tested():
             return f'testing exited without writing {TEST_METRICS}'
         return None
@@ -489,6 +505,10 @@ def row_record(job: _Job, dataset: str, seed: int, env_info: dict) -> dict:
     done = job.stage == 'done'
     checkpoint = job.final_checkpoint() if done else last_checkpoint(job.work_dir)
     trained = int(checkpoint.stem[5:]) if checkpoint is not None else 0
+    if not done and trained and not job.validated(trained):
+        # mmengine saves a validation step's checkpoint just before it validates: until that
+        # validation is logged, the row counts the iterations up to the last one logged
+        trained = max((k for k in run['val'] if k < trained), default=0)
     extra = {} if job.genotype is None else dict(
         genotype=job.genotype['genotype'],
         bench_id=job.genotype['bench_id'],
@@ -521,18 +541,22 @@ def _load_metrics(path: Path) -> dict:
     return metrics if isinstance(metrics, dict) else {}
 
 
-def _max_iters(config: Path, cfg_options: Sequence[str]) -> int:
+def _schedule(config: Path, cfg_options: Sequence[str]) -> Tuple[int, int]:
+    """``(max_iters, val_interval)`` of the config's iteration-based schedule."""
     from mmengine.config import Config, DictAction
     cfg = Config.fromfile(config)
     for word in cfg_options:
         key, value = word.split('=', 1)
-        if key == 'train_cfg.max_iters':
+        if key in ('train_cfg.max_iters', 'train_cfg.val_interval'):
             cfg.merge_from_dict({key: DictAction._parse_iterable(value)})
-    value = cfg.train_cfg.get('max_iters')
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ToolError(f'{config.name}: train_cfg.max_iters={value!r}; expected a positive '
-                        f'integer (an iteration-based schedule)')
-    return value
+    schedule = []
+    for key in ('max_iters', 'val_interval'):
+        value = cfg.train_cfg.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ToolError(f'{config.name}: train_cfg.{key}={value!r}; expected a positive '
+                            f'integer (an iteration-based schedule)')
+        schedule.append(value)
+    return schedule[0], schedule[1]
 
 
 def run_table(dataset: str,
@@ -586,7 +610,7 @@ def run_table(dataset: str,
         config = protocol_config(model, dataset, repo)
         work_dir = root / f'{config.stem}_seed{seed}'
         job = _Job(model, config, work_dir, options, test_options, amp,
-                   _max_iters(config, cfg_options), repo)
+                   *_schedule(config, cfg_options), repo)
         pending.append(job)
     base = protocol_config('seg101', dataset, repo)
     for genotype in genotypes:
@@ -599,7 +623,7 @@ def run_table(dataset: str,
         # the written config changes the genotype only: the schedule is the protocol config's
         pending.append(
             _Job(model, config, work_dir, options, test_options, amp,
-                 _max_iters(base, cfg_options), repo, name, genotype))
+                 *_schedule(base, cfg_options), repo, name, genotype))
     for job in pending:
         job.check_settings()
         if job.genotype is not None:  # written under the work dir's lock, after the check

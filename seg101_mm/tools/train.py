@@ -13,6 +13,10 @@ torch >= 2.6).
 Distributed runs without a GPU (``--launcher pytorch`` and no CUDA) are prepared by
 :func:`prepare_cpu_distributed` before the Runner is built, because mmengine's own
 ``init_dist`` calls ``torch.cuda.set_device`` unconditionally.
+
+A resumed run (``--resume``) validates its checkpoint first when that checkpoint falls on a
+validation step (:class:`~seg101_mm.engine.ResumedValidationHook`), so a run stopped during a
+validation keeps a complete val curve.
 """
 import argparse
 import datetime
@@ -27,6 +31,8 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
+
+from seg101_mm.engine import ResumedValidationHook
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 # Normalisation layers that need a GPU process group, and what replaces them on a CPU.
@@ -183,6 +189,15 @@ def enable_amp(cfg, device=None):
         cfg.optim_wrapper.loss_scale = 'dynamic'
 
 
+def add_resumed_validation(cfg):
+    """For a resumed run, add :class:`ResumedValidationHook` to ``custom_hooks`` (once): a run
+    stopped during a validation then still logs that validation."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') in ('ResumedValidationHook', ResumedValidationHook) for h in hooks):
+        hooks.append(dict(type='ResumedValidationHook'))
+    cfg.custom_hooks = hooks
+
+
 def build_runner(cfg):
     """The default Runner, or ``RUNNERS.build`` when the config sets ``runner_type``."""
     if 'runner_type' in cfg:
@@ -237,7 +252,9 @@ def main(argv=None):
     set_work_dir(cfg, args.work_dir, args.config)
     if args.amp:
         enable_amp(cfg)
-    cfg.resume = args.resume
+    cfg.resume = args.resume or bool(cfg.get('resume'))
+    if cfg.resume:
+        add_resumed_validation(cfg)
     prepare_cpu_distributed(cfg, args.launcher)
 
     runner = build_runner(cfg)

@@ -85,6 +85,20 @@ def test_a_row_is_trained_tested_written_and_resumed(tiny, tmp_path):
     assert 'resumed epoch: 0, iter: 1' in train_log.read_text()
     assert len(_headers(work / 'test.out')) == 2
     assert (work / 'iter_2.pth').is_file()
+    # stopped during the final validation (checkpoint saved, val never logged): the rerun
+    # resumes the final checkpoint, which validates it and trains nothing; the checkpoint is
+    # unchanged, so its test stands
+    for scalars in work.glob('*/vis_data/scalars.json'):
+        lines = scalars.read_text().splitlines(keepends=True)
+        scalars.write_text(''.join(line for line in lines if '"mIoU"' not in line))
+    res = _run(*common)
+    assert res.returncode == 0, res.stderr[-3000:]
+    headers = _headers(train_log)
+    assert len(headers) == 3 and '--resume' in headers[2]
+    assert 'Validating the resumed checkpoint of iteration 2' in train_log.read_text()
+    assert len(_headers(work / 'test.out')) == 2
+    row = json.loads(out.read_text())['rows']['seg101']
+    assert list(row['val']) == ['2'] and row['trained_iterations'] == 2
     # the same work dir with other settings (float32 instead of --amp) is refused, not mixed
     res = _run(*[a for a in common if a != '--amp'])
     assert res.returncode == 1
@@ -150,6 +164,32 @@ def test_bad_input_is_one_error_line_and_writes_nothing(tmp_path):
     assert res.returncode == 1
     assert "holds the table of dataset 'whu-building', not 'mass-roads'" in res.stderr
     assert json.loads(out.read_text()) == dict(dataset='whu-building', rows={})
+
+
+def test_a_checkpoint_counts_in_a_row_once_its_validation_is_logged(tmp_path):
+    from seg101_mm.tools.protocol import _Job, row_record
+    work = tmp_path / 'run'
+    (work / '20260101_000000' / 'vis_data').mkdir(parents=True)
+    scalars = work / '20260101_000000' / 'vis_data' / 'scalars.json'
+    lines = [dict(iter=i, loss=0.5, time=0.8) for i in range(50, 1001, 50)]
+    lines.insert(10, dict(mIoU=50.0, step=500))
+    scalars.write_text(''.join(json.dumps(line) + '\n' for line in lines))
+    job = _Job('seg101', REPO / 'configs' / 'seg101' / 'x.py', work, [], [], True, 2000, 500,
+               REPO)
+    (work / 'iter_750.pth').write_bytes(b'')
+    row = row_record(job, 'mass-roads', 0, {})
+    assert row['trained_iterations'] == 750 and list(row['val']) == ['500']
+    # iteration 1000 saved, its validation not yet logged: the row stays at the last logged one
+    (work / 'iter_750.pth').unlink()
+    (work / 'iter_1000.pth').write_bytes(b'')
+    row = row_record(job, 'mass-roads', 0, {})
+    assert row['trained_iterations'] == 500 and list(row['val']) == ['500']
+    with open(scalars, 'a') as f:
+        f.write(json.dumps(dict(mIoU=55.0, step=1000)) + '\n')
+    row = row_record(job, 'mass-roads', 0, {})
+    assert row['trained_iterations'] == 1000 and list(row['val']) == ['500', '1000']
+    assert '--resume' in job.next_command()
+    assert job.stage == 'training (resumed from iter_1000.pth)'
 
 
 def test_the_table_keeps_val_curves_in_iteration_order(tmp_path):
