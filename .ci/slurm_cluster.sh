@@ -175,8 +175,9 @@ SelectTypeParameters=CR_CPU
 SlurmdParameters=config_overrides
 ReturnToService=2
 MailProg=/bin/true
-# finished jobs stay visible to squeue for 30 s; a job over its limit gets 2 s after SIGTERM
-MinJobAge=30
+# finished jobs stay visible to squeue for 300 s (Slurm's default: the module's time-limited
+# job is looked at after the other tests); a job over its limit gets 2 s after SIGTERM
+MinJobAge=300
 KillWait=2
 OverTimeLimit=0
 InactiveLimit=0

@@ -290,12 +290,15 @@ def test_srun_scancel_without_slurmstepd_line(slurm_cluster, tmp_path, fake_env,
 
 def test_search_with_sbatch_scancel_and_time_limit(slurm_cluster, tmp_path, search_config,
                                                    fake_env, submitit):
-    # submitit batch jobs with a one-minute limit: candidate 1 hangs into the limit, candidate 2
-    # hangs until it is scancel'led
+    # submitit batch jobs with a three-minute limit: candidate 1 hangs into the limit, candidate 2
+    # hangs until it is scancel'led. submitit asks for the warning 90 s before the limit, and
+    # Slurm sends it once, from a check every 30 s, up to one period early: 60-90 s in, when the
+    # job's step and submitit's handler run. (With a one-minute limit the warning was due at the
+    # start, and a check that came before the step had started sent it to nothing.)
     fake_env(**{'1': 'hang', '2': 'hang'})
     cfg = search_config(
         tmp_path / 's.py',
-        launcher(slurm_cluster, mode='sbatch', time='1', max_concurrent=3),
+        launcher(slurm_cluster, mode='sbatch', time='3', max_concurrent=3),
         budget=4,
         num_init=4,
         top_k=2,
@@ -313,13 +316,13 @@ def test_search_with_sbatch_scancel_and_time_limit(slurm_cluster, tmp_path, sear
                                           score(recs[3]['genotype'])}
     job1 = json.loads((Path(recs[1]['work_dir']) / SLURM_MARKER).read_text())['job_id']
     # Slurm's warning signal (submitit's --signal=USR2@90) ends the job before its limit
-    assert recs[1]['cause'].startswith(f'timeout: Slurm time limit 1 reached (job {job1})')
-    assert took < 58, 'the time-limited job ran to its limit instead of ending at the warning'
+    assert recs[1]['cause'].startswith(f'timeout: Slurm time limit 3 reached (job {job1})')
+    assert took < 170, 'the time-limited job ran to its limit instead of ending at the warning'
     assert recs[2]['cause'].startswith(f'cancelled: Slurm job {cancel.job} was cancelled')
     for r in recs:
         script = next((Path(r['work_dir']) / 'slurm').glob('*_submission.sh')).read_text()
         assert f'#SBATCH --job-name={slurm_job_name(r["work_dir"])}\n' in script
-        assert '#SBATCH --time=1\n' in script and '#SBATCH --cpus-per-task=1\n' in script
+        assert '#SBATCH --time=3\n' in script and '#SBATCH --cpus-per-task=1\n' in script
         assert f'#SBATCH --partition={slurm_cluster.partition}\n' in script
         assert 'gres' not in script
         assert f"'--work-dir={r['work_dir']}', '--launcher=none'" in Path(r['log']).read_text()
