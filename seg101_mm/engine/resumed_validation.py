@@ -7,10 +7,25 @@ validates once before the resumed training starts when the checkpoint falls on a
 step; when the earlier run had logged it, the same scores are logged again.
 """
 import bisect
+import json
+from pathlib import Path
+from types import SimpleNamespace
 
 from mmengine.hooks import Hook
 from mmengine.runner import IterBasedTrainLoop
+from mmengine.runner.utils import calc_dynamic_intervals
 from mmseg.registry import HOOKS
+
+
+def validation_schedule(max_iters: int,
+                        val_interval: int = 1000,
+                        val_begin: int = 1,
+                        dynamic_intervals=None) -> SimpleNamespace:
+    """The validation steps of an ``IterBasedTrainLoop`` built with these arguments (its
+    defaults), in the shape :func:`is_validation_step` reads, without building the loop."""
+    milestones, intervals = calc_dynamic_intervals(val_interval, dynamic_intervals)
+    return SimpleNamespace(max_iters=max_iters, val_interval=val_interval, val_begin=val_begin,
+                           dynamic_milestones=milestones, dynamic_intervals=intervals)
 
 
 def is_validation_step(loop: IterBasedTrainLoop, iteration: int) -> bool:
@@ -23,10 +38,27 @@ def is_validation_step(loop: IterBasedTrainLoop, iteration: int) -> bool:
     return iteration % interval == 0 or iteration == loop.max_iters
 
 
+def logged_validation(work_dir, step: int) -> bool:
+    """Whether a run in ``work_dir`` logged a validation at ``step``: a line of a
+    ``<timestamp>/vis_data/scalars.json`` (mmengine's local visualisation backend) with that
+    ``step`` and no training ``iter``."""
+    for path in Path(work_dir).glob('*/vis_data/scalars.json'):
+        with open(path) as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line torn by a kill
+                if isinstance(entry, dict) and entry.get('step') == step and 'iter' not in entry:
+                    return True
+    return False
+
+
 @HOOKS.register_module()
 class ResumedValidationHook(Hook):
     """Before a resumed iteration-based run trains, validate the resumed checkpoint when its
-    iteration is a validation step. Epoch-based loops and fresh runs are left alone."""
+    iteration is a validation step that the work dir's earlier runs have not logged (without
+    their scalar logs, it validates). Epoch-based loops and fresh runs are left alone."""
 
     priority = 'LOWEST'
 
@@ -34,6 +66,7 @@ class ResumedValidationHook(Hook):
         loop = runner.train_loop
         if not isinstance(loop, IterBasedTrainLoop) or runner.val_loop is None:
             return
-        if is_validation_step(loop, runner.iter):
+        if is_validation_step(loop, runner.iter) and \
+                not logged_validation(runner.work_dir, runner.iter):
             runner.logger.info(f'Validating the resumed checkpoint of iteration {runner.iter}')
             runner.val_loop.run()

@@ -29,8 +29,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..engine.resumed_validation import is_validation_step, validation_schedule
 from ..search.result_hook import write_result
 from .common import ToolError
 
@@ -357,13 +359,13 @@ class _Job:
                  test_options,
                  amp,
                  max_iters,
-                 val_interval,
+                 validation,
                  repo,
                  name=None,
                  genotype=None):
         self.model, self.config, self.work_dir = model, Path(config), Path(work_dir)
         self.options, self.test_options, self.amp = options, test_options, amp
-        self.max_iters, self.val_interval, self.repo = max_iters, val_interval, Path(repo)
+        self.max_iters, self.validation, self.repo = max_iters, validation, Path(repo)
         self.name = name or MODEL_NAMES[model]
         self.genotype = genotype
         config = self.config.resolve()
@@ -427,9 +429,10 @@ class _Job:
 
     def validated(self, iteration: int) -> bool:
         """Whether the run has logged its validation after ``iteration`` (True for an iteration
-        that is not a validation step)."""
-        at_val_step = iteration % self.val_interval == 0 or iteration == self.max_iters
-        return not at_val_step or iteration in read_run(self.work_dir)['val']
+        that is not a validation step, and in a config without validation)."""
+        if self.validation is None or not is_validation_step(self.validation, iteration):
+            return True
+        return iteration in read_run(self.work_dir)['val']
 
     def next_command(self) -> Optional[List[str]]:
         """The next step's command line, or None when the row is complete.
@@ -541,22 +544,28 @@ def _load_metrics(path: Path) -> dict:
     return metrics if isinstance(metrics, dict) else {}
 
 
-def _schedule(config: Path, cfg_options: Sequence[str]) -> Tuple[int, int]:
-    """``(max_iters, val_interval)`` of the config's iteration-based schedule."""
+def _schedule(config: Path, cfg_options: Sequence[str]) -> Tuple[int, Optional[SimpleNamespace]]:
+    """``(max_iters, validation)`` of the config's iteration-based schedule, with the
+    ``--cfg-options`` applied: ``validation`` (:func:`validation_schedule`) tells which
+    iterations validate; None when the config has no validation."""
     from mmengine.config import Config, DictAction
     cfg = Config.fromfile(config)
     for word in cfg_options:
         key, value = word.split('=', 1)
-        if key in ('train_cfg.max_iters', 'train_cfg.val_interval'):
+        if key.startswith('train_cfg.') or key in ('val_cfg', 'val_dataloader', 'val_evaluator'):
             cfg.merge_from_dict({key: DictAction._parse_iterable(value)})
-    schedule = []
-    for key in ('max_iters', 'val_interval'):
-        value = cfg.train_cfg.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ToolError(f'{config.name}: train_cfg.{key}={value!r}; expected a positive '
-                            f'integer (an iteration-based schedule)')
-        schedule.append(value)
-    return schedule[0], schedule[1]
+    train_cfg = cfg.train_cfg
+    for key, default, least in (('max_iters', None, 1), ('val_interval', 1000, 1),
+                                ('val_begin', 1, 0)):
+        value = train_cfg.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ToolError(f'{config.name}: train_cfg.{key}={value!r}; expected an integer '
+                            f'of at least {least} (an iteration-based schedule)')
+    if any(cfg.get(key) is None for key in ('val_cfg', 'val_dataloader', 'val_evaluator')):
+        return train_cfg.max_iters, None
+    return train_cfg.max_iters, validation_schedule(
+        train_cfg.max_iters, train_cfg.get('val_interval', 1000), train_cfg.get('val_begin', 1),
+        train_cfg.get('dynamic_intervals'))
 
 
 def run_table(dataset: str,

@@ -252,7 +252,7 @@ def main(argv=None):
     set_work_dir(cfg, args.work_dir, args.config)
     if args.amp:
         enable_amp(cfg)
-    cfg.resume = args.resume or bool(cfg.get('resume'))
+    cfg.resume = args.resume
     if cfg.resume:
         add_resumed_validation(cfg)
     prepare_cpu_distributed(cfg, args.launcher)

@@ -167,6 +167,7 @@ def test_bad_input_is_one_error_line_and_writes_nothing(tmp_path):
 
 
 def test_a_checkpoint_counts_in_a_row_once_its_validation_is_logged(tmp_path):
+    from seg101_mm.engine import validation_schedule
     from seg101_mm.tools.protocol import _Job, row_record
     work = tmp_path / 'run'
     (work / '20260101_000000' / 'vis_data').mkdir(parents=True)
@@ -174,8 +175,8 @@ def test_a_checkpoint_counts_in_a_row_once_its_validation_is_logged(tmp_path):
     lines = [dict(iter=i, loss=0.5, time=0.8) for i in range(50, 1001, 50)]
     lines.insert(10, dict(mIoU=50.0, step=500))
     scalars.write_text(''.join(json.dumps(line) + '\n' for line in lines))
-    job = _Job('seg101', REPO / 'configs' / 'seg101' / 'x.py', work, [], [], True, 2000, 500,
-               REPO)
+    job = _Job('seg101', REPO / 'configs' / 'seg101' / 'x.py', work, [], [], True, 2000,
+               validation_schedule(2000, 500), REPO)
     (work / 'iter_750.pth').write_bytes(b'')
     row = row_record(job, 'mass-roads', 0, {})
     assert row['trained_iterations'] == 750 and list(row['val']) == ['500']
@@ -190,6 +191,11 @@ def test_a_checkpoint_counts_in_a_row_once_its_validation_is_logged(tmp_path):
     assert row['trained_iterations'] == 1000 and list(row['val']) == ['500', '1000']
     assert '--resume' in job.next_command()
     assert job.stage == 'training (resumed from iter_1000.pth)'
+    # a config without validation counts every checkpoint
+    job.validation = None
+    (work / 'iter_1000.pth').unlink()
+    (work / 'iter_1500.pth').write_bytes(b'')
+    assert row_record(job, 'mass-roads', 0, {})['trained_iterations'] == 1500
 
 
 def test_the_table_keeps_val_curves_in_iteration_order(tmp_path):
