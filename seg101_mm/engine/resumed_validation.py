@@ -4,7 +4,7 @@ mmengine's iteration loop saves the checkpoint of a validation step before it va
 run stopped during that validation resumes from the checkpoint and goes on training, so the
 validation of that step is never logged and the run's val curve has a hole. This hook
 validates once before the resumed training starts when the checkpoint falls on a validation
-step; when the earlier run had logged it, the same scores are logged again.
+step that the work dir's scalar logs do not hold.
 """
 import bisect
 import json
@@ -38,20 +38,27 @@ def is_validation_step(loop: IterBasedTrainLoop, iteration: int) -> bool:
     return iteration % interval == 0 or iteration == loop.max_iters
 
 
-def logged_validation(work_dir, step: int) -> bool:
-    """Whether a run in ``work_dir`` logged a validation at ``step``: a line of a
-    ``<timestamp>/vis_data/scalars.json`` (mmengine's local visualisation backend) with that
-    ``step`` and no training ``iter``."""
-    for path in Path(work_dir).glob('*/vis_data/scalars.json'):
+def scalar_log_entries(work_dir):
+    """The JSON lines of the runs' ``<timestamp>/vis_data/scalars.json`` in ``work_dir``
+    (mmengine's local visualisation backend), oldest run first; lines torn by a kill are
+    skipped."""
+    for path in sorted(Path(work_dir).glob('*/vis_data/scalars.json')):
         with open(path) as f:
             for line in f:
                 try:
-                    entry = json.loads(line)
+                    entry = json.loads(line) if line.strip() else None
                 except json.JSONDecodeError:
-                    continue  # a line torn by a kill
-                if isinstance(entry, dict) and entry.get('step') == step and 'iter' not in entry:
-                    return True
-    return False
+                    entry = None
+                if isinstance(entry, dict):
+                    yield entry
+
+
+def logged_validation(work_dir, step: int) -> bool:
+    """Whether a run in ``work_dir`` logged a validation at ``step``: a scalar-log line with
+    that ``step`` and no training ``iter``."""
+    return any(
+        entry.get('step') == step and 'iter' not in entry
+        for entry in scalar_log_entries(work_dir))
 
 
 @HOOKS.register_module()

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..engine.resumed_validation import is_validation_step, validation_schedule
+from ..engine.resumed_validation import is_validation_step, scalar_log_entries, validation_schedule
 from ..search.result_hook import write_result
 from .common import ToolError
 
@@ -159,23 +159,15 @@ def read_run(work_dir: Path) -> dict:
     """
     val: Dict[int, dict] = {}
     times: Dict[int, float] = {}
-    for path in sorted(work_dir.glob('*/vis_data/scalars.json')):
-        with open(path) as f:
-            for line in f:
-                try:
-                    entry = json.loads(line) if line.strip() else None
-                except json.JSONDecodeError:
-                    entry = None  # a line torn by a kill: the run's other lines still count
-                if not isinstance(entry, dict):
-                    continue
-                if 'mIoU' in entry and isinstance(entry.get('step'), int):
-                    val[entry['step']] = {
-                        k: v
-                        for k, v in entry.items()
-                        if isinstance(v, (int, float)) and k not in ('data_time', 'time', 'step')
-                    }
-                elif 'loss' in entry and isinstance(entry.get('iter'), int) and 'time' in entry:
-                    times[entry['iter']] = float(entry['time'])
+    for entry in scalar_log_entries(work_dir):
+        if 'mIoU' in entry and isinstance(entry.get('step'), int):
+            val[entry['step']] = {
+                k: v
+                for k, v in entry.items()
+                if isinstance(v, (int, float)) and k not in ('data_time', 'time', 'step')
+            }
+        elif 'loss' in entry and isinstance(entry.get('iter'), int) and 'time' in entry:
+            times[entry['iter']] = float(entry['time'])
     last = max(times) if times else 0
     return dict(val=dict(sorted(val.items())), times=dict(sorted(times.items())), last_iter=last)
 
@@ -427,12 +419,13 @@ class _Job:
         out, ckpt = self.work_dir / TEST_METRICS, self.final_checkpoint()
         return out.is_file() and ckpt.is_file() and out.stat().st_mtime >= ckpt.stat().st_mtime
 
-    def validated(self, iteration: int) -> bool:
+    def validated(self, iteration: int, run: Optional[dict] = None) -> bool:
         """Whether the run has logged its validation after ``iteration`` (True for an iteration
-        that is not a validation step, and in a config without validation)."""
+        that is not a validation step, and in a config without validation); ``run``: its
+        :func:`read_run`, when already read."""
         if self.validation is None or not is_validation_step(self.validation, iteration):
             return True
-        return iteration in read_run(self.work_dir)['val']
+        return iteration in (run or read_run(self.work_dir))['val']
 
     def next_command(self) -> Optional[List[str]]:
         """The next step's command line, or None when the row is complete.
@@ -508,7 +501,7 @@ def row_record(job: _Job, dataset: str, seed: int, env_info: dict) -> dict:
     done = job.stage == 'done'
     checkpoint = job.final_checkpoint() if done else last_checkpoint(job.work_dir)
     trained = int(checkpoint.stem[5:]) if checkpoint is not None else 0
-    if not done and trained and not job.validated(trained):
+    if not done and trained and not job.validated(trained, run):
         # mmengine saves a validation step's checkpoint just before it validates: until that
         # validation is logged, the row counts the iterations up to the last one logged
         trained = max((k for k in run['val'] if k < trained), default=0)
