@@ -43,7 +43,6 @@ from mmseg.registry import MODELS
 
 from seg101_mm.models import build_seg101
 from seg101_mm.space import HEAD_MERGES, sample
-
 from seg101_mm.tools.train import replace_sync_bn
 
 

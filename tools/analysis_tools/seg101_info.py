@@ -33,7 +33,6 @@ from mmseg.registry import MODELS
 
 from seg101_mm.models import build_seg101
 from seg101_mm.space import Genotype
-
 from seg101_mm.tools.train import replace_sync_bn
 
 #: Fill colours of the diagram, one per operation (group ops and stage ops share them).
