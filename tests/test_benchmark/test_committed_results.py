@@ -12,6 +12,8 @@ RESULTS = REPO / 'benchmarks' / 'cpu-protocol'
 STEP_FILES = sorted(RESULTS.glob('train-step_*.json'))
 RUN_FILES = sorted(RESULTS.glob('seg101_*.json'))
 TABLE_FILES = sorted(RESULTS.glob('table1_*.json'))
+# more seeds of the same rows, for the seed noise: seed<N>/table1_<dataset>.json
+SEED_TABLE_FILES = sorted(RESULTS.glob('seed*/table1_*.json'))
 GENOTYPE_FILES = sorted(RESULTS.glob('genotypes_*.json'))
 
 
@@ -97,8 +99,11 @@ def _genotype_row_config(model, row, dataset):
     return base
 
 
+PROTOCOL_FILES = TABLE_FILES + SEED_TABLE_FILES + GENOTYPE_FILES
+
+
 @pytest.mark.parametrize(
-    'path', TABLE_FILES + GENOTYPE_FILES, ids=[p.name for p in TABLE_FILES + GENOTYPE_FILES])
+    'path', PROTOCOL_FILES, ids=[str(p.relative_to(RESULTS)) for p in PROTOCOL_FILES])
 def test_protocol_table_file(path):
     """Rows of tools/analysis_tools/protocol_table.py: their configs, curves and metrics agree."""
     from seg101_mm.tools.protocol import PROTOCOL_CONFIGS
@@ -140,6 +145,31 @@ def test_protocol_table_file(path):
             p, r = metrics[f'Precision.{target}'], metrics[f'Recall.{target}']
             assert metrics[f'F1.{target}'] == pytest.approx(2 * p * r / (p + r), abs=0.02)
             assert 0 <= metrics['mIoU'] <= 100 and metrics['PA'] >= metrics['FWIoU']
+
+
+def _without_seed(command, seed):
+    """A protocol command's words less its seed and its work dir (which names the seed)."""
+    words = shlex.split(command)
+    work_dir = words.index('--work-dir') + 1
+    assert words[work_dir].endswith(f'_seed{seed}')
+    assert f'randomness.seed={seed}' in words
+    return [w for i, w in enumerate(words)
+            if i != work_dir and w != f'randomness.seed={seed}']
+
+
+@pytest.mark.parametrize(
+    'path', SEED_TABLE_FILES, ids=[str(p.relative_to(RESULTS)) for p in SEED_TABLE_FILES])
+def test_protocol_seed_file(path):
+    """A seed's rows rerun the main table's rows of the same model: same config, precision, data
+    and overrides; only the seed (and so the work dir) differs."""
+    seed = int(path.parent.name[len('seed'):])
+    assert path.parent.name == f'seed{seed}' and seed != 0
+    main = json.loads((RESULTS / path.name).read_text())['rows']
+    for model, row in json.loads(path.read_text())['rows'].items():
+        ref = main[model]
+        assert row['seed'] == seed != ref['seed']
+        assert row['environment']['precision'] == ref['environment']['precision']
+        assert _without_seed(row['command'], seed) == _without_seed(ref['command'], ref['seed'])
 
 
 SEARCH_BOARDS = sorted((REPO / 'benchmarks' / 'search').glob('*/leaderboard.csv'))
