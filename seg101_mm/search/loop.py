@@ -250,7 +250,8 @@ def reported_metrics(template: dict) -> Optional[list]:
     if not classes:
         return None
     prefix = evaluator.get('prefix')
-    names = metric_names(classes, evaluator.get('target_class', 1))
+    names = metric_names(classes, evaluator.get('target_class', 1),
+                         bool(evaluator.get('threshold_free', False)))
     return [f'{prefix}/{n}' for n in names] if prefix else names
 
 

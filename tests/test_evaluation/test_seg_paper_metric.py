@@ -168,3 +168,103 @@ def test_metric_names_are_the_keys_the_metric_reports():
     assert metric_names(('a', 'b', 'c'), 2)[-1] == 'F1.c'
     with pytest.raises(ValueError, match=r"target_class 'road' is not one of the dataset classes"):
         metric_names(('a', 'b'), 'road')
+
+
+def _logit_samples(probs, gts):
+    """Samples whose two-class seg_logits give road probability ``probs`` exactly."""
+    out = []
+    for p, g in zip(probs, gts):
+        p = torch.as_tensor(p, dtype=torch.float64)
+        logits = torch.stack([torch.zeros_like(p), torch.logit(p.clamp(1e-12, 1 - 1e-12))])
+        out.append(
+            dict(
+                pred_sem_seg=dict(data=(p > 0.5).long()[None]),
+                gt_sem_seg=dict(data=torch.as_tensor(g)[None]),
+                seg_logits=dict(data=logits),
+                img_path='x.png'))
+    return out
+
+
+def _evaluate_probs(probs, gts, **kwargs):
+    metric = SegPaperMetric(digits=None, threshold_free=True, **kwargs)
+    metric.dataset_meta = dict(classes=CLASSES)
+    metric.process({}, _logit_samples(probs, gts))
+    return metric.evaluate(len(probs))
+
+
+def test_threshold_free_scores_against_a_hand_computation():
+    # 6 scored pixels (one ignored) over two images; by descending probability:
+    # 0.9 road, 0.8 bg, 0.7 road, 0.4 bg, 0.3 road, 0.1 bg  (P = 3 roads)
+    gt = [np.array([[1, 0, 1, 255]]), np.array([[0, 1, 0]])]
+    prob = [np.array([[0.905, 0.805, 0.705, 0.995]]), np.array([[0.405, 0.305, 0.105]])]
+    res = _evaluate_probs(prob, gt)
+    # thresholds: (tp, fp) = (1,0) (1,1) (2,1) (2,2) (3,2) (3,3)
+    # AP = sum dR * P = 1/3 * 1 + 1/3 * 2/3 + 1/3 * 3/5
+    assert res['AP.road'] == pytest.approx(100 * (1 + 2 / 3 + 3 / 5) / 3)
+    # IoU = tp / (fp + P): 1/3, 1/4, 2/4, 2/5, 3/5, 3/6 -> best 3/5 at threshold 0.305
+    assert res['bestIoU.road'] == pytest.approx(100 * 3 / 5)
+    assert res['bestThreshold.road'] == pytest.approx(100 * 0.305, abs=0.2)
+    # F1 = 2 tp / (tp + fp + P): 2/4, 2/5, 4/6, 4/7, 6/8, 6/9 -> 3/4
+    assert res['bestF1.road'] == pytest.approx(100 * 3 / 4)
+    # the thresholded scores are those of argmax (> 0.5): tp 2, fp 1, fn 1
+    assert res['IoU.road'] == pytest.approx(100 * 2 / 4)
+    assert list(res)[-4:] == ['AP.road', 'bestIoU.road', 'bestF1.road', 'bestThreshold.road']
+    assert metric_names(CLASSES, 'road', threshold_free=True) == list(res)
+
+
+def test_threshold_free_known_values_all_background_and_perfect():
+    gt = [np.array([[0, 0, 1, 1], [0, 0, 0, 1]])]  # 3 roads of 8
+    flat = _evaluate_probs([np.full((2, 4), 0.01)], gt)
+    assert flat['AP.road'] == pytest.approx(100 * 3 / 8)
+    assert flat['bestIoU.road'] == pytest.approx(100 * 3 / 8)  # call everything road
+    assert flat['bestF1.road'] == pytest.approx(100 * 2 * 3 / (2 * 3 + 5))
+    perfect = _evaluate_probs([gt[0].astype(float)], gt)
+    for k in ('AP.road', 'bestIoU.road', 'bestF1.road'):
+        assert perfect[k] == pytest.approx(100.0)
+    # a confident but wrongly calibrated network: perfect ranking, all below 0.5
+    shy = _evaluate_probs([0.1 + 0.3 * gt[0]], gt)
+    assert shy['IoU.road'] == 0.0 and shy['AP.road'] == pytest.approx(100.0)
+
+
+def test_threshold_free_matches_the_constant_baseline(tmp_path):
+    from seg101_mm.evaluation import constant_prediction_metrics
+    masks = [np.array([[0, 0, 1, 255]], np.uint8), np.array([[0, 1, 1, 0]], np.uint8)]
+    for i, m in enumerate(masks):
+        Image.fromarray(m).save(tmp_path / f'{i}.png')
+    base = constant_prediction_metrics(tmp_path, threshold_free=True)
+    assert base['AP.road'] == pytest.approx(100 * 3 / 7)
+    assert base['bestIoU.road'] == pytest.approx(100 * 3 / 7)
+    assert base['bestF1.road'] == pytest.approx(100 * 6 / 10)
+    res = _evaluate_probs([np.zeros((1, 4)), np.zeros((1, 4))], masks)
+    for k in ('AP.road', 'bestIoU.road', 'bestF1.road', 'mIoU', 'IoU.road'):
+        assert res[k] == pytest.approx(base[k])
+    one = constant_prediction_metrics(tmp_path, indices=[1])
+    assert one['PA'] == pytest.approx(50.0)
+    with pytest.raises(ValueError, match=r'indices \[2\] outside the 2 masks'):
+        constant_prediction_metrics(tmp_path, indices=[2])
+
+
+def test_threshold_free_errors():
+    metric = SegPaperMetric(threshold_free=True)
+    metric.dataset_meta = dict(classes=CLASSES)
+    with pytest.raises(ValueError, match='needs the segmentor.s seg_logits'):
+        metric.process({}, _samples([np.zeros((1, 2), int)], [np.zeros((1, 2), int)]))
+    from seg101_mm.evaluation import probability_histogram
+    with pytest.raises(ValueError, match=r'probabilities must lie in \[0, 1\], got values in'):
+        probability_histogram(np.array([0.5, 3.0]), np.array([0, 1]), 1)
+    with pytest.raises(ValueError, match='num_bins must be an int >= 2, got 1'):
+        SegPaperMetric(num_bins=1)
+
+
+def test_threshold_free_sigmoid_head_and_absent_target():
+    from seg101_mm.evaluation import threshold_free_scores
+    sample = dict(
+        pred_sem_seg=dict(data=torch.tensor([[[0, 1]]])),
+        gt_sem_seg=dict(data=torch.tensor([[[0, 1]]])),
+        seg_logits=dict(data=torch.tensor([[[-2.0, 2.0]]])))
+    metric = SegPaperMetric(digits=None, threshold_free=True)
+    metric.dataset_meta = dict(classes=CLASSES)
+    metric.process({}, [sample])
+    assert metric.evaluate(1)['AP.road'] == pytest.approx(100.0)
+    nan = threshold_free_scores(np.array([[3, 1], [0, 0]]))
+    assert all(np.isnan(v) for v in nan.values())
