@@ -1,5 +1,5 @@
 default_scope = 'mmseg'
-custom_imports = dict(imports=['seg101_mm.registration'], allow_failed_imports=False)
+custom_imports = dict(imports=['seg101_mm'], allow_failed_imports=False)
 env_cfg = dict(
     cudnn_benchmark=True,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

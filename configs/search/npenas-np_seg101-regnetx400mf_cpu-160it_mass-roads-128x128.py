@@ -19,7 +19,7 @@
 # (data/mass_roads_all: the same tiles converted without --nodata-threshold), then
 #   python tools/search.py THIS_CONFIG --work-dir work_dirs/search_mass_roads
 default_scope = 'mmseg'
-custom_imports = dict(imports=['seg101_mm.registration'], allow_failed_imports=False)
+custom_imports = dict(imports=['seg101_mm'], allow_failed_imports=False)
 
 train_cfg = dict(
     type='NPENASSearchLoop',

@@ -6,7 +6,7 @@
 # converted Massachusetts tiles (tools/dataset_converters/mass_roads.py) to search on real data:
 #   python tools/search.py THIS_CONFIG --cfg-options train_cfg.candidate.data_root=DIR
 default_scope = 'mmseg'
-custom_imports = dict(imports=['seg101_mm.registration'], allow_failed_imports=False)
+custom_imports = dict(imports=['seg101_mm'], allow_failed_imports=False)
 
 train_cfg = dict(
     type='NPENASSearchLoop',

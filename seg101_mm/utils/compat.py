@@ -19,11 +19,7 @@ are active and why (``python -m seg101_mm.utils.compat`` prints it).
    checkpoint (checked once, on a small file written to a temporary folder), local files are
    loaded with ``weights_only=False``. **This trusts the file**: a checkpoint can run code when
    unpickled, so only load checkpoints you made or trust. onedl-mmengine loads its checkpoints
-   with an allowlist of safe types, and is left alone. The check is lazy: the import registers
-   :func:`_load_local_lazily`, which hands every load to mmengine's own loader; the first local
-   checkpoint load (or :func:`resolve_checkpoint_loader`, which :func:`shim_status` calls) runs
-   the check, puts mmengine's loader back or installs the trusted one, and loads through it.
-   Importing the package writes no file.
+   with an allowlist of safe types, and is left alone.
 3. ``setuptools < 82`` (a pin in ``requirements.txt``, not code). mmengine 0.10.7 resolves
    ``mmseg::`` config bases and package paths through ``pkg_resources``, which setuptools 82
    removed; onedl-mmengine uses ``importlib.metadata`` and takes any setuptools, so
@@ -159,7 +155,7 @@ def mmengine_loads_own_checkpoints() -> bool:
     loader = CheckpointLoader._schemes.get('')
     if loader is None:
         return False
-    if getattr(loader, '__func__', loader) in (_load_local_trusted, _load_local_lazily):
+    if getattr(loader, '__func__', loader) is _load_local_trusted:
         loader = _PREVIOUS_LOCAL_LOADER.get('loader')
         if loader is None:
             return False
@@ -192,86 +188,19 @@ def mmengine_loads_own_checkpoints() -> bool:
 
 
 _PREVIOUS_LOCAL_LOADER = {}
-#: ``{'done': True}`` once the check of :func:`install_trusted_local_checkpoint_loader` ran.
-_CHECKPOINT_CHECK = {}
 
 
 def install_trusted_local_checkpoint_loader() -> bool:
     """Route mmengine's local checkpoint loading through :func:`_load_local_trusted` when
-    mmengine cannot load its own checkpoints; return whether the override is installed.
-
-    This runs the check now (it writes and reads a small file in a temporary folder); the
-    package's import only registers :func:`_load_local_lazily`, which calls this on the first
-    local checkpoint load.
-    """
+    mmengine cannot load its own checkpoints; return whether the override is installed."""
     from mmengine.runner.checkpoint import CheckpointLoader
-    _CHECKPOINT_CHECK['done'] = True
     if trusted_checkpoint_loader_active():
         return True
-    _restore_local_loader()
     if mmengine_loads_own_checkpoints():
         return False
     _PREVIOUS_LOCAL_LOADER['loader'] = CheckpointLoader._schemes.get('')
     CheckpointLoader.register_scheme(prefixes='', loader=_load_local_trusted, force=True)
     return True
-
-
-def _local_loader():
-    """The function registered for mmengine's local scheme (``''``), or None."""
-    from mmengine.runner.checkpoint import CheckpointLoader
-    loader = CheckpointLoader._schemes.get('')
-    return getattr(loader, '__func__', loader)
-
-
-def _restore_local_loader():
-    """Put back the loader that :func:`_load_local_lazily` stands in front of, if it does."""
-    from mmengine.runner.checkpoint import CheckpointLoader
-    if _local_loader() is _load_local_lazily:
-        CheckpointLoader.register_scheme(
-            prefixes='', loader=_PREVIOUS_LOCAL_LOADER['loader'], force=True)
-
-
-def _load_local_lazily(filename, map_location=None):
-    """mmengine's local checkpoint loader until the first load, which runs the check.
-
-    Registered for the local scheme by :func:`install_lazy_checkpoint_loader` (the package's
-    import). The first call runs :func:`resolve_checkpoint_loader` (mmengine's own loader goes
-    back in place, or the trusted one is installed) and loads ``filename`` through the loader
-    then registered; it is never called again.
-    """
-    from mmengine.runner.checkpoint import CheckpointLoader
-    resolve_checkpoint_loader()
-    return CheckpointLoader._schemes[''](filename, map_location=map_location)
-
-
-def install_lazy_checkpoint_loader() -> bool:
-    """Register :func:`_load_local_lazily` in front of mmengine's local checkpoint loader, so
-    that the check of :func:`install_trusted_local_checkpoint_loader` runs on the first local
-    checkpoint load instead of now; return whether it is registered (False once the check has
-    run). Writes no file."""
-    from mmengine.runner.checkpoint import CheckpointLoader
-    loader = _local_loader()
-    if loader is _load_local_lazily:
-        return True
-    if loader is None or loader is _load_local_trusted or _CHECKPOINT_CHECK.get('done'):
-        return False
-    _PREVIOUS_LOCAL_LOADER['loader'] = CheckpointLoader._schemes.get('')
-    CheckpointLoader.register_scheme(prefixes='', loader=_load_local_lazily, force=True)
-    return True
-
-
-def resolve_checkpoint_loader() -> bool:
-    """Run the check now (once) if it has not run: take :func:`_load_local_lazily` away and
-    install the trusted loader where mmengine cannot load its own checkpoints; return whether
-    the trusted loader is active."""
-    if _CHECKPOINT_CHECK.get('done'):
-        return trusted_checkpoint_loader_active()
-    return install_trusted_local_checkpoint_loader()
-
-
-def checkpoint_check_pending() -> bool:
-    """True while :func:`_load_local_lazily` waits for the first checkpoint load."""
-    return _local_loader() is _load_local_lazily
 
 
 def trusted_checkpoint_loader_active() -> bool:
@@ -356,7 +285,7 @@ def shim_status() -> Dict[str, Shim]:
 
     import mmengine
     import torch
-    active = resolve_checkpoint_loader()
+    active = trusted_checkpoint_loader_active()
     if active:
         reason = (f'mmengine {mmengine.__version__} cannot load its own checkpoints with '
                   f'torch {torch.__version__} (weights_only=True): local files are loaded with '
@@ -409,16 +338,14 @@ _DONE = False
 
 
 def setup_compat():
-    """Apply the shims this stack needs, once (idempotent). Writes no file: the checkpoint
-    loader's check waits for the first checkpoint load (:func:`install_lazy_checkpoint_loader`).
-    """
+    """Apply the shims this stack needs, once (idempotent)."""
     global _DONE
     if _DONE:
         return
     _DONE = True
     install_mmcv_ext_standin()
     quiet_missing_ops_warning()
-    install_lazy_checkpoint_loader()
+    install_trusted_local_checkpoint_loader()
 
 
 def main():
