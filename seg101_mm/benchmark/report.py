@@ -126,47 +126,75 @@ def run_study(bench: Benchmark,
               sim_epochs=200,
               predictor_repeats=5,
               predictor_epochs=300,
+              reproducibility: Optional[dict] = None,
+              replicate_dirs=(),
               progress=None) -> dict:
-    """Every analysis of the study, as one JSON-able dict."""
+    """Every analysis of the study, as one JSON-able dict. ``reproducibility`` is the retrain
+    file (its pooled seed SD is the simulation's regret unit); ``replicate_dirs`` are
+    committed search directories whose random first round replicates entries on another
+    backbone."""
 
     def step(msg):
         if progress:
             progress(msg)
 
+    nb = num_bootstrap
     step('correlations')
-    corr = study.correlations(bench, num_bootstrap=num_bootstrap)
-    test_corr = study.correlations(bench, split='test', num_bootstrap=num_bootstrap)
+    corr = study.correlations(bench, num_bootstrap=nb)
+    test_corr = study.correlations(bench, split='test', num_bootstrap=nb)
+    step('against the size baselines')
+    paired = study.paired_vs_baselines(bench, num_bootstrap=nb)
+    partial = study.partial_correlations(bench, num_bootstrap=nb)
+    heads = study.within_head(bench, num_bootstrap=nb)
+    targets = study.target_correlations(bench, num_bootstrap=nb)
     step('early vs final')
-    early = study.early_vs_final(bench, num_bootstrap=num_bootstrap)
+    early = study.early_vs_final(bench, num_bootstrap=nb)
     step('predictor')
     feats = [n for n in bench.proxy_names]
     pred = study.predictor_study(
         bench, repeats=predictor_repeats, features=feats, epochs=predictor_epochs)
+    trivial = study.trivial_rankers(bench, repeats=predictor_repeats)
     step('search simulation')
-    sim = study.simulate_search(bench, seeds=sim_seeds, epochs=sim_epochs)
-    return dict(
+    noise = study.pooled_seed_sd(reproducibility)
+    sim = study.simulate_search(bench, seeds=sim_seeds, epochs=sim_epochs, seed_sd=noise['sd'])
+    out = dict(
         n=len(bench),
         failed=len(bench.failed),
+        sign_convention=study.SIGN_CONVENTION,
+        scope=study.scope(bench),
+        cross_backbone=study.cross_backbone(bench, replicate_dirs),
+        all_background=study.all_background(bench),
+        seed_noise=noise,
         correlations=corr,
         correlations_test=test_corr,
+        targets=targets,
+        paired=paired,
+        partial=partial,
+        within_head=heads,
+        head_vs_params=study.head_vs_params(bench),
         beats_baselines=study.beats_baselines(corr),
+        beats_baselines_paired=study.beats_baselines_paired(paired),
         early_vs_final=early,
         predictor=pred,
+        trivial_rankers=trivial,
         simulation=sim)
+    if reproducibility:
+        out['reproducibility'] = reproducibility
+    return out
 
 
 def write_study(bench_path,
                 out_md='docs/study.md',
                 fig_dir='docs/figures/study',
                 results_json: Optional[str] = None,
+                replicate_dirs=(),
                 **kwargs) -> dict:
     """Run the study on ``bench_path`` and write the page, its PNGs and a JSON of the numbers."""
     from .bench import load_benchmark
     bench = load_benchmark(bench_path)
-    res = run_study(bench, **kwargs)
     retrained = retrain_file(bench_path)
-    if retrained.is_file():
-        res['reproducibility'] = json.loads(retrained.read_text())
+    rep = json.loads(retrained.read_text()) if retrained.is_file() else None
+    res = run_study(bench, reproducibility=rep, replicate_dirs=replicate_dirs, **kwargs)
     fig_dir = Path(fig_dir)
     figs = dict(
         scatter=plot_scatter(bench, fig_dir / 'proxies_vs_miou.png'),
@@ -290,6 +318,254 @@ def _backbone_line(bench: Benchmark) -> str:
             '`backbone_sha256`): ' + ', '.join(parts) + '.')
 
 
+def _signed(v, digits=2):
+    return _fmt(v, digits)
+
+
+def sign_lines(res: dict) -> list:
+    return ['## Sign convention', '', res['sign_convention'], '']
+
+
+def scope_lines(res: dict, bench: Benchmark) -> list:
+    """The scope of the table and the cross-backbone replicate."""
+    sc = res['scope']
+    shas = ', '.join(f'`{s[:12]}`' for s in sc['backbones']) or 'none recorded'
+    seeds = ', '.join(map(str, sc['training_seeds'])) or 'not recorded'
+    val, test = sc['val'], sc['test']
+    crop = f'{val["crop"]}x{val["crop"]} crops' if val['crop'] else 'whole tiles'
+    train = (f'{sc["train_images"]} training images ({sc["train_tiles"]} tiles in '
+             f'`{sc["data_root"]}` on the machine that generated this page)'
+             if sc['train_images'] else 'the training split (not on the machine that '
+             'generated this page, so not counted)')
+    lines = [
+        '## Scope', '',
+        'One table measures one setting. What is fixed across its entries:', '',
+        f'- One backbone checkpoint: weights {shas} for every entry that records it '
+        f'({sc["backbone_not_recorded"]} entries predate the record).',
+        f'- One data order and one initialisation of the new layers: training seed {seeds} '
+        'for every entry.',
+        f'- Training on {train}.',
+        f'- Validation on {val["count"]} val {crop}; test on {test["count"]} test tiles '
+        f'({"whole" if not test["crop"] else test["crop"]}).', ''
+    ]
+    return lines + cross_backbone_lines(res.get('cross_backbone') or {})
+
+
+def cross_backbone_lines(cb: dict) -> list:
+    lines = ['### Cross-backbone replicate', '']
+    if not cb.get('metrics'):
+        return lines + ['No committed search replicates entries of this table.', '']
+    lines += [
+        f'The random first round (round {cb["round"]}) of the committed real-tile searches '
+        'used the same recipe and training seed as the benchmark entries of the same genotypes, '
+        'but another in-house backbone. Each leaderboard ranks by one val metric; the '
+        'benchmark entries are ranked by the same metric.', '',
+        '| metric | search | its backbone | n (per head type) | Spearman rho with the '
+        'benchmark | head-type effect, benchmark | head-type effect, replicate |',
+        '|---|---|---|---|---|---|---|'
+    ]
+    for metric, m in cb['metrics'].items():
+        sha = f'`{m["backbone_sha256"][:12]}`' if m.get('backbone_sha256') else 'not recorded'
+        per = ', '.join(f'{h} {c}' for h, c in m['heads'].items())
+        eff = m['head_effect']
+        lines.append(f'| {metric} | `{m["source"]}` | {sha} | {m["n"]} ({per}) | '
+                     f'{_signed(m["spearman"])} | {_signed(eff["benchmark"])} | '
+                     f'{_signed(eff["replicate"])} |')
+    return lines + [
+        '', 'The head-type effect is the mean of the concat_head entries minus the mean of '
+        'the global_se_head ones (metric points). A search leaderboard that records no '
+        'backbone hash shares the other search\'s backbone (docs/search.md).', ''
+    ]
+
+
+def targets_lines(res: dict) -> list:
+    """The all-background rows and the correlation of every score with every target."""
+    ab = res['all_background']
+    sh = ab['shares']
+    lines = [
+        '## Baselines and targets', '',
+        'An all-background prediction scores background IoU = pixel accuracy = 1 - r and '
+        f'{ab["foreground"]} IoU = F1 = 0, where r is the {ab["foreground"]} share of the '
+        'labelled pixels. The file holds no pixel counts; r comes from the entries\' own '
+        'metrics (precision P, recall R and pixel accuracy PA give r = (1 - PA) / '
+        '(1 - R (2 - 1/P)); the median over every prediction of the split): val r = '
+        f'{_fmt(100 * sh["val"]["fraction"], 3)} % ({sh["val"]["n"]} predictions, the final '
+        f'ones and every curve point), test r = {_fmt(100 * sh["test"]["fraction"], 3)} % '
+        f'({sh["test"]["n"]}).', '',
+        '| target | all-background | entries below it | entries equal to it | median entry |',
+        '|---|---|---|---|---|'
+    ]
+    for r in ab['rows']:
+        lines.append(f'| {r["target"]} | {_fmt(r["value"])} | {r["below"]} of {r["n"]} | '
+                     f'{r["equal"]} | {_fmt(r["median"])} |')
+    tc = res['targets']
+    lines += [
+        '', 'Signed Spearman rho of every score with every target (* where the bootstrap '
+        '95 % interval excludes 0). Road F1 is a monotone function of road IoU, so their '
+        'columns agree; the mean of the last two validations is a sensitivity target for the '
+        'noise of one checkpoint.', '',
+        '| score | kind | ' + ' | '.join(tc['targets']) + ' |',
+        '|---|---|' + '---|' * len(tc['targets'])
+    ]
+    for r in tc['rows']:
+        cells = []
+        for t in tc['targets']:
+            v = r['targets'].get(t) or {}
+            lo, hi = v.get('ci', [math.nan, math.nan])
+            star = '*' if lo * hi > 0 else ''
+            cells.append(_signed(v.get('spearman', math.nan)) + star)
+        lines.append(f'| {r["name"]} | {r["kind"]} | ' + ' | '.join(cells) + ' |')
+    return lines + ['']
+
+
+def size_baseline_lines(res: dict) -> list:
+    """The paired bootstrap, the partial and the within-head correlations."""
+    paired = res['paired']
+    n = paired[0]['n'] if paired else 0
+    lines = [
+        '## Proxies against the size baselines', '',
+        f'Paired bootstrap of |rho_score| - |rho_baseline| with val mIoU: every one of the '
+        f'resamples of the {n} architectures gives every score\'s and both baselines\' rho '
+        'at once (shared resamples), and the 95 % interval is the percentile interval of the '
+        'difference. A score beats a baseline when the interval lies above 0.', '',
+        '| score | kind | abs(rho) | minus abs(rho params) [95 % CI] | minus abs(rho FLOPs) '
+        '[95 % CI] | share of resamples above params |', '|---|---|---|---|---|---|'
+    ]
+    for r in paired:
+        p, f = r['vs']['params'], r['vs']['flops']
+        lines.append(f'| {r["name"]} | {r["kind"]} | {_fmt(r["abs_spearman"])} | '
+                     f'{_signed(p["diff"])} {_ci(p["ci"])} | {_signed(f["diff"])} '
+                     f'{_ci(f["ci"])} | {p["share_above"]:.0%} |')
+    beats = res['beats_baselines_paired']
+    lines += [
+        '', 'Scores that beat both baselines: ' + (', '.join(beats) if beats else 'none') + '.',
+        '', 'Partial Spearman rho with val mIoU given log params (and log FLOPs): the Pearson '
+        'correlation of the residual ranks of the score and of val mIoU after a least-squares '
+        'fit (with intercept) on the ranks of the covariates; on ranks the log changes '
+        'nothing. Intervals from the same kind of shared bootstrap.', '',
+        '| score | kind | given params [95 % CI] | given params and FLOPs [95 % CI] |',
+        '|---|---|---|---|'
+    ]
+    for r in res['partial']:
+        a, b = r['partial']['params'], r['partial']['params+flops']
+        lines.append(f'| {r["name"]} | {r["kind"]} | {_signed(a["rho"])} {_ci(a["ci"])} | '
+                     f'{_signed(b["rho"])} {_ci(b["ci"])} |')
+    return lines + [''] + within_head_lines(res['within_head'], res['head_vs_params'])
+
+
+def within_head_lines(rows: list, head_vs_params: float) -> list:
+    heads = sorted(rows[0]['heads']) if rows else []
+    ns = {h: rows[0]['heads'][h]['n'] for h in heads}
+    lines = [
+        '### Within each head type', '',
+        f'Size and head type are confounded (Spearman rho of {study.HEAD_SCORE_NAME} with params '
+        f'{_signed(head_vs_params)}), so the signed Spearman rho with val mIoU within each '
+        'head type (the genotype\'s `hm`), with bootstrap 95 % intervals:', '',
+        '| score | kind | ' + ' | '.join(f'{h} (n = {ns[h]})' for h in heads) + ' |',
+        '|---|---|' + '---|' * len(heads)
+    ]
+    for r in rows:
+        cells = [f'{_signed(r["heads"][h]["spearman"])} {_ci(r["heads"][h]["ci"])}'
+                 for h in heads]
+        lines.append(f'| {r["name"]} | {r["kind"]} | ' + ' | '.join(cells) + ' |')
+    return lines + ['']
+
+
+def predictor_lines(res: dict, figs: dict, md_dir) -> list:
+    lines = [
+        '## The NPENAS predictor on real data', '',
+        'The GIN predictor of NPENAS-NP trained on a random subset of the entries and scored '
+        'by its Spearman rho on held-out entries (the same held-out set for every size within '
+        'a repeat), with and without the proxies as extra inputs (signed log magnitudes, '
+        'standardised on the training set). The trivial rankers see the same splits: params '
+        'and FLOPs with the sign of their rho on the training entries, and the head type '
+        'ranked by its mean val mIoU on the training entries (direction: how often each sign '
+        'or head came first over the repeats).', '',
+        '| ranker | training architectures | proxy features | held out | repeats | Spearman rho '
+        '(mean +- std) | direction |', '|---|---|---|---|---|---|---|'
+    ]
+    rows = [dict(r, ranker='GIN predictor') for r in res['predictor']]
+    rows += [dict(r, features=False) for r in res.get('trivial_rankers') or []]
+    rows.sort(key=lambda r: (r['train_size'], r['ranker'] != 'GIN predictor', r['ranker']))
+    for r in rows:
+        size = f'{r["train_size"]}' + (' (all but held out)' if r['all_but_held_out'] else '')
+        direction = ', '.join(f'{k} {v}/{r["repeats"]}'
+                              for k, v in (r.get('directions') or {}).items()) or '-'
+        feats = 'yes' if r['features'] else 'no' if r['ranker'] == 'GIN predictor' else '-'
+        lines.append(f'| {r["ranker"]} | {size} | {feats} | {r["held_out"]} | {r["repeats"]} | '
+                     f'{_signed(r["spearman_mean"])} +- {_fmt(r["spearman_std"])} | '
+                     f'{direction} |')
+    return lines + ['', f'![predictor]({_rel(figs["predictor"], md_dir)})', '']
+
+
+def simulation_lines(res: dict, figs: dict, md_dir) -> list:
+    sim = res['simulation']
+    noise = res.get('seed_noise') or {}
+    unit = sim['regret_unit']
+    ks = sim['ks']
+    unit_text = (f'the pooled seed SD of the retrain file, {_fmt(sim["seed_sd"])} mIoU points '
+                 f'({noise.get("dof")} degrees of freedom over {noise.get("entries")} entries)'
+                 if sim['seed_sd'] else 'mIoU points (no retrain file, so no seed SD)')
+    lines = [
+        '## Search simulation', '',
+        f'Pool-based search on the table over {sim["seeds"]} seeds: each method picks the order '
+        f'in which the {sim["n"]} entries are trained. Seeds are paired: one seed draws one '
+        'random permutation of the table that every method shares. Random trains in its order; '
+        f'NPENAS-NP and the head-type order start from its first {sim["num_init"]} entries; '
+        'the rankings break ties by it. NPENAS-NP then trains, every round, the '
+        f'{sim["top_k"]} entries its predictor (refitted on what is trained) ranks best; the '
+        'pool stands in for its mutation. Proxy ranking trains in the order of '
+        f'`{sim["proxy"]}` (signs of the convention above); the -params order smallest first '
+        '(the direction this table shows, so an in-sample baseline); the head-type order, '
+        'after the initial draws, the next entry of the head type whose trained entries score '
+        f'higher on average. The top {sim["top_fraction"]:.0%} of the table are the '
+        f'{sim["n_top"]} entries with val mIoU >= {_fmt(sim["threshold"])} %; they span '
+        f'{_fmt(sim["top_span"])} {unit} below the best ({_fmt(sim["best"])} %).', '',
+        f'Regret = (the table\'s best - the best trained so far) in units of {unit_text}: '
+        'mean over seeds after k trainings, and P(T <= k), the share of seeds that reach the '
+        'top within k trainings.', '',
+        '| method | ' + ' | '.join(f'regret at {k}' for k in ks) + ' | ' +
+        ' | '.join(f'P(T <= {k})' for k in ks) + ' | median T (quartiles) | reaches the top | '
+        'paired against random: sooner / same / later |',
+        '|---|' + '---|' * (2 * len(ks) + 3)
+    ]
+    for name, m in sim['methods'].items():
+        q = m['trainings_to_top_q']
+        vr = m['vs_random']
+        cells = [_fmt(_at(m['regret_at'], k)) for k in ks]
+        cells += [f'{_at(m["p_top_within"], k):.0%}' for k in ks]
+        lines.append(f'| {name} | ' + ' | '.join(cells) +
+                     f' | {_fmt(m["trainings_to_top_median"], 1)} ({_fmt(q[0], 1)}, '
+                     f'{_fmt(q[1], 1)}) | {m["reached_top"]:.0%} | {vr["sooner"]:.0%} / '
+                     f'{vr["same"]:.0%} / {vr["later"]:.0%} |')
+    return lines + ['', f'![search simulation]({_rel(figs["simulation"], md_dir)})', '']
+
+
+def _at(d: dict, k):
+    """``d[k]`` for int keys, also after a JSON round trip (string keys)."""
+    return d[k] if k in d else d[str(k)]
+
+
+def summary_extra_lines(res: dict) -> list:
+    """Summary bullets of the baselines, the confound and the replicate."""
+    out = []
+    ab = next((r for r in res['all_background']['rows'] if r['target'] == 'val mIoU'), None)
+    if ab:
+        out.append(f'- {ab["below"]} of {ab["n"]} entries score below the val mIoU of an '
+                   f'all-background prediction ({_fmt(ab["value"])}).')
+    part = {r['name']: r['partial'] for r in res['partial']}
+    best = max(part, key=lambda n: abs(part[n]['params']['rho']), default=None)
+    if best is not None:
+        p = part[best]['params']
+        out.append(f'- Size and head type are one variable (Spearman rho of head type with '
+                   f'params {_signed(res["head_vs_params"])}). Given log params, the largest '
+                   f'partial rho is {best}\'s, {_signed(p["rho"])} {_ci(p["ci"])}.')
+    for metric, m in ((res.get('cross_backbone') or {}).get('metrics') or {}).items():
+        out.append(f'- Cross-backbone replicate ({m["n"]} genotypes, another backbone): '
+                   f'Spearman {_signed(m["spearman"])} on val {metric}.')
+    return out
+
+
 def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_json) -> str:
     meta = bench.meta
     proto = meta.get('protocol', {})
@@ -306,7 +582,7 @@ def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_
         (k for e in bench for k in e['val'] if k.startswith('IoU.') and k != 'IoU.background'),
         'IoU.road')
     road = np.array(list(bench.values(target).values()) or [np.nan])
-    beats = res['beats_baselines']
+    beats = res.get('beats_baselines_paired', res['beats_baselines'])
     early = [r for r in res['early_vs_final'] if r['against'] == 'final val']
     vt = [r for r in res['early_vs_final'] if r['against'] == 'test']
     first = (bench.curve_iters or [proto.get('val_interval') or 1])[0]
@@ -337,10 +613,12 @@ def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_
                      f'{_fmt(best["spearman"])} {_ci(best["spearman_ci"])}. Parameter count: '
                      f'{_fmt(base.get("params", {}).get("spearman"))}, FLOPs: '
                      f'{_fmt(base.get("flops", {}).get("spearman"))}.')
-    lines.append('- ' + (f'Scores whose interval lies above both baselines: {", ".join(beats)}.'
-                         if beats else 'No proxy or ensemble beats the baselines with '
-                         'confidence: no 95 % interval of |rho| lies above the larger '
-                         '|rho| of parameter count and FLOPs.'))
+    lines.append('- ' + (f'Scores that beat both size baselines (paired bootstrap of |rho| - '
+                         f'|rho_baseline| above 0): {", ".join(beats)}.'
+                         if beats else 'No proxy or ensemble beats the size baselines with '
+                         'confidence: no paired 95 % interval of |rho| - |rho_params| and '
+                         '|rho| - |rho_FLOPs| lies above 0.'))
+    lines += summary_extra_lines(res)
     if early:
         lines.append('- Short training: val mIoU after ' +
                      ', '.join(f'{r["fraction"]:.0%} of training has rho '
@@ -351,10 +629,13 @@ def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_
                      f'mIoU ({_split_text(data.get("test"), "test")}): rho '
                      f'{_fmt(vt[0]["spearman"])} {_ci(vt[0]["spearman_ci"])}.')
     sm = sim['methods']
-    lines.append('- Search simulation (median trainings to reach the table\'s top '
-                 f'{sim["top_fraction"]:.0%}, {sim["seeds"]} seeds): ' +
-                 '; '.join(f'{k} {_fmt(v["trainings_to_top_median"], 1)}'
-                           for k, v in sm.items()) + '.')
+    k = 10 if 10 in sim['ks'] else sim['ks'][-1] if sim['ks'] else None
+    lines.append('- Search simulation (paired seeds; median trainings to reach the table\'s '
+                 f'top {sim["top_fraction"]:.0%}' + (f', and P(T <= {k})' if k else '') +
+                 f', {sim["seeds"]} seeds): ' +
+                 '; '.join(f'{n} {_fmt(v["trainings_to_top_median"], 1)}' +
+                           (f' ({_at(v["p_top_within"], k):.0%})' if k else '')
+                           for n, v in sm.items()) + '.')
     lines.append(f'- The paper\'s numbers come from {PAPER_NUM_ARCHITECTURES} architectures of '
                  f'one search trajectory, trained to convergence; these come from '
                  f'{len(bench)} uniform samples under a short CPU protocol. The intervals say '
@@ -383,6 +664,9 @@ def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_
         f'- Search config: `{meta.get("search_config")}`; software: '
         f'{", ".join(f"{k} {v}" for k, v in (meta.get("software") or {}).items())}.',
         '',
+    ]
+    lines += sign_lines(res) + scope_lines(res, bench)
+    lines += [
         '## The benchmark file',
         '',
         f'`{bench_path}` is one JSON object: `meta` (the settings above), `entries` (canonical '
@@ -416,14 +700,16 @@ def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_
         '',
     ]
     lines += reproducibility_lines(res.get('reproducibility'), bench_path)
+    lines += targets_lines(res)
     lines += [
         '## Correlation with val mIoU',
         '',
         'Signed Spearman rho and Kendall tau with percentile-bootstrap 95 % intervals (1000 '
         'resamples of architectures), and the precision at the top 10 % (the fraction of the '
         'top-k by score that are in the top-k by val mIoU). Ensembles are fixed before looking '
-        'at the data: the mean rank of every proxy, of the paper\'s six, and AZ-NAS\'s '
-        'log-rank aggregate of its three components with FLOPs.',
+        'at the data: the mean rank of every proxy, of the paper\'s six (each oriented by the '
+        'sign convention), and AZ-NAS\'s log-rank aggregate of its three components with '
+        'FLOPs.',
         '',
         correlation_markdown(corr),
         '',
@@ -433,6 +719,9 @@ def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_
         '',
         correlation_markdown(res['correlations_test']),
         '',
+    ]
+    lines += size_baseline_lines(res)
+    lines += [
         '## Early against final',
         '',
         '| val mIoU at | against | n | Spearman rho [95 % CI] | Kendall tau |',
@@ -442,51 +731,10 @@ def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_
         lines.append(f'| iteration {r["iter"]} ({r["fraction"]:.0%}) | {r["against"]} | '
                      f'{r["n"]} | {_fmt(r["spearman"])} {_ci(r["spearman_ci"])} | '
                      f'{_fmt(r["kendall"])} |')
+    lines += ['', f'![early against final]({_rel(figs["early"], md_dir)})', '']
+    lines += predictor_lines(res, figs, md_dir)
+    lines += simulation_lines(res, figs, md_dir)
     lines += [
-        '',
-        f'![early against final]({_rel(figs["early"], md_dir)})',
-        '',
-        '## The NPENAS predictor on real data',
-        '',
-        'The GIN predictor of NPENAS-NP trained on a random subset of the entries and scored '
-        'by its Spearman rho on held-out entries (the same held-out set for every size within '
-        'a repeat), with and without the proxies as extra inputs (signed log magnitudes, '
-        'standardised on the training set).',
-        '',
-        '| training architectures | proxy features | held out | repeats | Spearman rho '
-        '(mean +- std) |',
-        '|---|---|---|---|---|',
-    ]
-    for r in res['predictor']:
-        size = f'{r["train_size"]}' + (' (all but held out)' if r['all_but_held_out'] else '')
-        lines.append(f'| {size} | {"yes" if r["features"] else "no"} | {r["held_out"]} | '
-                     f'{r["repeats"]} | {_fmt(r["spearman_mean"])} +- '
-                     f'{_fmt(r["spearman_std"])} |')
-    lines += [
-        '',
-        f'![predictor]({_rel(figs["predictor"], md_dir)})',
-        '',
-        '## Search simulation',
-        '',
-        f'Pool-based search on the table over {sim["seeds"]} seeds: each method picks the order '
-        f'in which the {sim["n"]} entries are trained. NPENAS-NP starts from '
-        f'{sim["num_init"]} random entries and then trains, every round, the {sim["top_k"]} '
-        'entries its predictor (refitted on what is trained) ranks best; the pool stands in '
-        'for its mutation. Proxy ranking trains in the order of '
-        f'`{sim["proxy"]}`. The top {sim["top_fraction"]:.0%} of the table are the '
-        f'{sim["n_top"]} entries with val mIoU >= {_fmt(sim["threshold"])} %.',
-        '',
-        '| method | median trainings to the top (quartiles) | seeds that reach it |',
-        '|---|---|---|',
-    ]
-    for name, m in sm.items():
-        q = m['trainings_to_top_q']
-        lines.append(f'| {name} | {_fmt(m["trainings_to_top_median"], 1)} ({_fmt(q[0], 1)}, '
-                     f'{_fmt(q[1], 1)}) | {m["reached_top"]:.0%} |')
-    lines += [
-        '',
-        f'![search simulation]({_rel(figs["simulation"], md_dir)})',
-        '',
         f'All numbers of this page: `{_rel(results_json, md_dir)}`.',
         '',
     ]

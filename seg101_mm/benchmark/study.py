@@ -20,12 +20,68 @@ BASELINES = ('params', 'flops')
 AZ_COMPONENTS = ('az_expressivity', 'az_progressivity', 'az_trainability')
 #: Fraction of the table that counts as 'top' in the search simulation.
 TOP_FRACTION = 0.05
+#: The head-type score of the tables: 1 for this head merge, 0 for the other.
+HEAD_SCORE_NAME = 'head type (concat_head = 1)'
+HEAD_ONE = 'concat_head'
+
+#: The one sign convention of the study, fixed before any SEG101-Bench data were seen.
+SIGN_CONVENTION = (
+    'Every score is reported in its published direction: the signed Spearman rho of the '
+    'score as its authors define it (larger = better network for every zero-cost proxy; '
+    'params and FLOPs: larger = bigger network). Comparisons between scores (a proxy against '
+    'params or FLOPs, the paired bootstrap, the partial and within-head correlations) use '
+    '|rho|, so a score that ranks backwards counts as informative. Ensembles orient each '
+    'proxy by a sign fixed in advance, never fitted on this table: the sign of its Spearman '
+    'rho in the paper\'s Table 2 (498 SEG101 architectures) where the paper reports one, and '
+    'its published direction (+1) otherwise; AZ-NAS keeps its own definition (every component '
+    'and FLOPs +1).')
+
+
+def proxy_sign(name: str) -> int:
+    """The ensemble orientation of score ``name`` (:data:`SIGN_CONVENTION`): -1 where the
+    paper's Table 2 reports a negative Spearman rho, +1 otherwise."""
+    paper = PAPER_TABLE2_SPEARMAN.get(name)
+    return -1 if paper is not None and paper < 0 else 1
+
+
+def foreground_class(bench: Benchmark) -> str:
+    """The class scored besides background (``road`` for SEG101-Bench's Massachusetts file)."""
+    return next((k[4:] for e in bench for k in (e.get('val') or {})
+                 if k.startswith('IoU.') and k != 'IoU.background'), 'road')
+
+
+def target_specs(bench: Benchmark) -> List[tuple]:
+    """``(label, field, split)`` of every target of the study; split ``'last2'`` is the mean
+    val ``field`` of the last two validations (a sensitivity target)."""
+    fg = foreground_class(bench)
+    return [('val mIoU', 'mIoU', 'val'), (f'val {fg} IoU', f'IoU.{fg}', 'val'),
+            (f'val {fg} F1', f'F1.{fg}', 'val'), ('test mIoU', 'mIoU', 'test'),
+            ('val mIoU, mean of the last two validations', 'mIoU', 'last2')]
+
+
+def target_values(bench: Benchmark, field: str = 'mIoU', split: str = 'val') -> Dict[str, float]:
+    """``key -> value`` of a target: ``bench.values(field, split)``, or for ``split='last2'``
+    the mean of ``field`` at the last two validations of the curve."""
+    if split != 'last2':
+        return bench.values(field, split)
+    iters = bench.curve_iters[-2:]
+    if len(iters) < 2:
+        return {}
+    a, b = (bench.values(f'{field}@{it}') for it in iters)
+    return {k: (a[k] + b[k]) / 2 for k in sorted(set(a) & set(b))}
+
+
+def head_types(keys: Sequence[str]) -> List[str]:
+    """The head merge (``hm``) of each genotype key."""
+    from seg101_mm.space import Genotype
+    return [Genotype.parse(k).head_merge for k in keys]
 
 
 def table(bench: Benchmark, target: str = 'mIoU', split: str = 'val') -> dict:
-    """Aligned columns over the entries that have ``target``: ``keys``, ``target`` and one
+    """Aligned columns over the entries that have ``target`` (``split`` as in
+    :func:`target_values`): ``keys``, ``target``, ``heads`` (head merge per entry) and one
     array per proxy and baseline (NaN where an entry lacks the score)."""
-    y = bench.values(target, split)
+    y = target_values(bench, target, split)
     keys = sorted(y)
     cols = {}
     for name in bench.proxy_names:
@@ -34,23 +90,47 @@ def table(bench: Benchmark, target: str = 'mIoU', split: str = 'val') -> dict:
     for name in BASELINES:
         v = bench.values(name)
         cols[name] = np.array([v.get(k, np.nan) for k in keys], dtype=float)
-    return dict(keys=keys, target=np.array([y[k] for k in keys], dtype=float), columns=cols)
+    return dict(
+        keys=keys,
+        target=np.array([y[k] for k in keys], dtype=float),
+        heads=head_types(keys),
+        columns=cols)
 
 
 def ensemble_columns(columns: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     """Rank-aggregated scores fixed before looking at the data: the mean rank of every
-    proxy, of the paper's six, and AZ-NAS (its three components and FLOPs, log ranks)."""
+    proxy, of the paper's six, and AZ-NAS (its three components and FLOPs, log ranks). Each
+    proxy is oriented by :func:`proxy_sign` (:data:`SIGN_CONVENTION`)."""
     out = {}
     proxies = [n for n in columns if n not in BASELINES]
+    signs = {n: proxy_sign(n) for n in proxies}
     if proxies:
-        out['ensemble (all, mean rank)'] = rank_aggregate(columns, proxies)
+        out['ensemble (all, mean rank)'] = rank_aggregate(columns, proxies, signs=signs)
     paper = [n for n in PAPER_TABLE2_SPEARMAN if n in columns]
     if paper:
-        out['ensemble (paper six, mean rank)'] = rank_aggregate(columns, paper)
+        out['ensemble (paper six, mean rank)'] = rank_aggregate(columns, paper, signs=signs)
     if all(n in columns for n in AZ_COMPONENTS + ('flops', )):
         out['az_nas (log rank, with FLOPs)'] = rank_aggregate(
             columns, list(AZ_COMPONENTS) + ['flops'], how='log')
     return out
+
+
+def score_columns(t: dict, head: bool = False) -> Dict[str, np.ndarray]:
+    """Every proxy, baseline and ensemble of table ``t`` (and the head-type score)."""
+    cols = dict(t['columns'])
+    cols.update(ensemble_columns(t['columns']))
+    if head:
+        cols[HEAD_SCORE_NAME] = np.array([float(h == HEAD_ONE) for h in t['heads']])
+    return cols
+
+
+def score_kind(name: str, t: dict) -> str:
+    if name in BASELINES or name == HEAD_SCORE_NAME:
+        return 'baseline'
+    return 'proxy' if name in t['columns'] else 'ensemble'
+
+
+_KIND_ORDER = {'proxy': 0, 'ensemble': 1, 'baseline': 2}
 
 
 def correlations(bench: Benchmark,
@@ -63,14 +143,11 @@ def correlations(bench: Benchmark,
     top ``top_fraction``, for every proxy, ensemble and baseline against ``target``."""
     t = table(bench, target, split)
     k = max(1, int(round(top_fraction * len(t['keys']))))
-    cols = dict(t['columns'])
-    cols.update(ensemble_columns(t['columns']))
     rows = []
-    for name, score in cols.items():
+    for name, score in score_columns(t).items():
         r = rank_correlation(
             score, t['target'], num_bootstrap=num_bootstrap, seed=seed, top_k=(k, ))
-        kind = 'baseline' if name in BASELINES else \
-            'ensemble' if name not in t['columns'] else 'proxy'
+        kind = score_kind(name, t)
         rows.append(
             dict(
                 name=name,
@@ -83,8 +160,7 @@ def correlations(bench: Benchmark,
                 top_k=k,
                 precision_at_top_k=r['precision_at'].get(k, math.nan),
                 paper_spearman=PAPER_TABLE2_SPEARMAN.get(name)))
-    order = {'proxy': 0, 'ensemble': 1, 'baseline': 2}
-    return sorted(rows, key=lambda r: (order[r['kind']], r['name']))
+    return sorted(rows, key=lambda r: (_KIND_ORDER[r['kind']], r['name']))
 
 
 def beats_baselines(rows: List[dict]) -> List[str]:
@@ -105,6 +181,344 @@ def beats_baselines(rows: List[dict]) -> List[str]:
         if low_abs > best:
             out.append(r['name'])
     return out
+
+
+# ---------------------------------------------------------------------- against the baselines
+def _spearman_matrix(x: np.ndarray) -> np.ndarray:
+    """Spearman correlation matrix of the columns of ``x`` (complete rows; ties averaged).
+    A constant column gives NaN."""
+    from scipy.stats import rankdata
+    r = rankdata(x, axis=0)
+    r = r - r.mean(0)
+    norm = np.sqrt((r * r).sum(0))
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return (r.T @ r) / np.outer(norm, norm)
+
+
+def resamples(n: int, num_bootstrap: int, seed: int = 0) -> np.ndarray:
+    """``(num_bootstrap, n)`` row indices drawn with replacement: the resamples of
+    architectures that every score of one analysis shares (a paired bootstrap)."""
+    return np.random.default_rng(seed).integers(0, n, (num_bootstrap, n))
+
+
+def _interval(samples, ci=0.95):
+    samples = np.asarray(samples, dtype=float)
+    samples = samples[np.isfinite(samples)]
+    if not len(samples):
+        return [math.nan, math.nan]
+    lo, hi = 100 * (1 - ci) / 2, 100 * (1 + ci) / 2
+    return [float(v) for v in np.percentile(samples, [lo, hi])]
+
+
+def paired_vs_baselines(bench: Benchmark,
+                        target: str = 'mIoU',
+                        split: str = 'val',
+                        num_bootstrap: int = 1000,
+                        seed: int = 0,
+                        ci: float = 0.95) -> List[dict]:
+    """|rho_score| - |rho_baseline| for every proxy and ensemble against each of params and
+    FLOPs, with a percentile-bootstrap interval over SHARED resamples: one resample of
+    architectures gives every score's and every baseline's rho at once. Entries lacking any
+    score are left out of every score (the same architectures for all)."""
+    t = table(bench, target, split)
+    cols = score_columns(t)
+    names = [n for n in cols if n not in BASELINES]
+    x = np.column_stack([t['target']] + [cols[n] for n in names + list(BASELINES)])
+    x = x[np.isfinite(x).all(1)]
+    full = np.abs(_spearman_matrix(x)[0, 1:])
+    boot = np.array([np.abs(_spearman_matrix(x[idx])[0, 1:])
+                     for idx in resamples(len(x), num_bootstrap, seed)])
+    rows = []
+    for i, name in enumerate(names):
+        vs = {}
+        for j, base in enumerate(BASELINES):
+            b = len(names) + j
+            diff = boot[:, i] - boot[:, b]
+            vs[base] = dict(
+                diff=float(full[i] - full[b]),
+                ci=_interval(diff, ci),
+                share_above=float(np.mean(diff[np.isfinite(diff)] > 0)))
+        rows.append(
+            dict(name=name, kind=score_kind(name, t), n=len(x), abs_spearman=float(full[i]),
+                 vs=vs))
+    return sorted(rows, key=lambda r: (_KIND_ORDER[r['kind']], r['name']))
+
+
+def beats_baselines_paired(rows: List[dict]) -> List[str]:
+    """Scores whose paired interval of |rho| - |rho_baseline| lies above 0 for every
+    baseline (:func:`paired_vs_baselines`)."""
+    return [r['name'] for r in rows if r['vs'] and all(v['ci'][0] > 0 for v in r['vs'].values())]
+
+
+def partial_spearman(x, y, covariates: Sequence) -> float:
+    """Rank-based partial correlation of ``x`` and ``y`` given ``covariates``: the Pearson
+    correlation of the ranks of ``x`` and of ``y`` after each is residualised (least squares
+    with an intercept) on the ranks of the covariates. Ranks make a log of a covariate
+    immaterial. NaN if a residual is constant."""
+    from scipy.stats import rankdata
+    rx, ry = rankdata(x), rankdata(y)
+    a = np.column_stack([np.ones(len(rx))] + [rankdata(c) for c in covariates])
+    ex = rx - a @ np.linalg.lstsq(a, rx, rcond=None)[0]
+    ey = ry - a @ np.linalg.lstsq(a, ry, rcond=None)[0]
+    den = math.sqrt(float((ex * ex).sum() * (ey * ey).sum()))
+    return float((ex * ey).sum() / den) if den > 1e-12 else math.nan
+
+
+#: The covariate sets of the partial correlations (log params, log FLOPs).
+PARTIAL_GIVEN = (('params', ), ('params', 'flops'))
+
+
+def partial_correlations(bench: Benchmark,
+                         target: str = 'mIoU',
+                         split: str = 'val',
+                         given: Sequence[Sequence[str]] = PARTIAL_GIVEN,
+                         num_bootstrap: int = 1000,
+                         seed: int = 0,
+                         ci: float = 0.95) -> List[dict]:
+    """:func:`partial_spearman` of every proxy and ensemble with ``target`` given each set of
+    ``given`` size columns, with bootstrap intervals over resamples shared by all scores."""
+    t = table(bench, target, split)
+    cols = score_columns(t)
+    names = [n for n in cols if n not in BASELINES]
+    ok = np.isfinite(np.column_stack([t['target']] + list(cols.values()))).all(1)
+    y = t['target'][ok]
+    idxs = resamples(int(ok.sum()), num_bootstrap, seed)
+    rows = []
+    for name in names:
+        x = cols[name][ok]
+        part = {}
+        for cov_names in given:
+            cov = [np.log(cols[c][ok]) for c in cov_names]
+            boot = [partial_spearman(x[i], y[i], [c[i] for c in cov]) for i in idxs]
+            part['+'.join(cov_names)] = dict(
+                rho=partial_spearman(x, y, cov), ci=_interval(boot, ci))
+        rows.append(dict(name=name, kind=score_kind(name, t), n=int(ok.sum()), partial=part))
+    return sorted(rows, key=lambda r: (_KIND_ORDER[r['kind']], r['name']))
+
+
+def spearman_ci(x, y, num_bootstrap: int = 1000, seed: int = 0, ci: float = 0.95) -> dict:
+    """Spearman rho of the finite pairs with a percentile-bootstrap interval."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    xy = np.column_stack([x[ok], y[ok]])
+    n = len(xy)
+    if n < 3 or np.ptp(xy[:, 0]) == 0 or np.ptp(xy[:, 1]) == 0:
+        return dict(n=n, spearman=math.nan, ci=[math.nan, math.nan])
+    boot = [_spearman_matrix(xy[i])[0, 1] for i in resamples(n, num_bootstrap, seed)]
+    return dict(n=n, spearman=float(_spearman_matrix(xy)[0, 1]), ci=_interval(boot, ci))
+
+
+def within_head(bench: Benchmark,
+                target: str = 'mIoU',
+                split: str = 'val',
+                num_bootstrap: int = 1000,
+                seed: int = 0) -> List[dict]:
+    """Signed Spearman rho (bootstrap 95 % interval) of every score with ``target`` within
+    each head type (the genotype's ``hm``): size and head type are confounded."""
+    t = table(bench, target, split)
+    heads = np.array(t['heads'])
+    rows = []
+    for name, score in score_columns(t).items():
+        per = {}
+        for h in sorted(set(t['heads'])):
+            m = heads == h
+            per[h] = spearman_ci(score[m], t['target'][m], num_bootstrap, seed)
+        rows.append(dict(name=name, kind=score_kind(name, t), heads=per))
+    return sorted(rows, key=lambda r: (_KIND_ORDER[r['kind']], r['name']))
+
+
+def head_vs_params(bench: Benchmark) -> float:
+    """Spearman rho of the head-type score (:data:`HEAD_SCORE_NAME`) with params."""
+    t = table(bench)
+    head = np.array([float(h == HEAD_ONE) for h in t['heads']])
+    return spearman_ci(head, t['columns']['params'], num_bootstrap=0)['spearman']
+
+
+def target_correlations(bench: Benchmark, num_bootstrap: int = 1000, seed: int = 0) -> dict:
+    """Signed Spearman rho (with its bootstrap interval) of every score, baseline and the head
+    type against every target of :func:`target_specs`: ``dict(targets, rows)``."""
+    specs = target_specs(bench)
+    rows = {}
+    for label, field, split in specs:
+        t = table(bench, field, split)
+        for name, score in score_columns(t, head=True).items():
+            row = rows.setdefault(name, dict(name=name, kind=score_kind(name, t), targets={}))
+            row['targets'][label] = spearman_ci(score, t['target'], num_bootstrap, seed)
+    ordered = sorted(rows.values(), key=lambda r: (_KIND_ORDER[r['kind']], r['name']))
+    return dict(targets=[s[0] for s in specs], rows=ordered)
+
+
+# ---------------------------------------------------------------------- value baselines
+def foreground_fraction(metrics: Sequence[dict], fg: str = 'road') -> dict:
+    """The share of labelled pixels of class ``fg`` in an evaluation set, recovered from
+    the metrics of predictions on it (the file holds no pixel counts). With TP, FP, FN, TN
+    the confusion shares (summing to 1), precision P, recall R and pixel accuracy PA give
+    ``r = (1 - PA) / (1 - R (2 - 1 / P))``; a prediction with R = 0 and MPA = 50 (no false
+    positive: an all-background one) gives ``r = 1 - PA``. The median over every prediction
+    that identifies r (and its range: the rounding of the metrics to 0.01)."""
+    rs = []
+    for m in metrics:
+        p, r, pa = (m.get(k) for k in (f'Precision.{fg}', f'Recall.{fg}', 'PA'))
+        if p is None or r is None or pa is None:
+            continue
+        p, r, pa = p / 100, r / 100, pa / 100
+        if r > 0 and p > 0:
+            den = 1 - r * (2 - 1 / p)
+            if abs(den) > 1e-9:
+                rs.append((1 - pa) / den)
+        elif r == 0 and m.get('MPA') is not None and abs(m['MPA'] - 50) < 1e-9:
+            rs.append(1 - pa)
+    if not rs:
+        return dict(n=0, fraction=math.nan, range=[math.nan, math.nan])
+    return dict(n=len(rs), fraction=float(np.median(rs)), range=[min(rs), max(rs)])
+
+
+def _split_metrics(bench: Benchmark, split: str) -> List[dict]:
+    out = []
+    for e in bench:
+        out.append(e.get(split) or {})
+        if split == 'val':
+            out += [p for p in e.get('curve') or []]
+    return out
+
+
+def all_background(bench: Benchmark) -> dict:
+    """What an all-background prediction scores on each target, from the class share of
+    :func:`foreground_fraction`, and how many entries score below it (the values compared at
+    the file's precision, 0.01). Background IoU = PA = 1 - r, foreground IoU = F1 = 0, so
+    mIoU = (1 - r) / 2."""
+    fg = foreground_class(bench)
+    shares = {s: foreground_fraction(_split_metrics(bench, s), fg) for s in ('val', 'test')}
+    rows = []
+    for label, field, split in target_specs(bench):
+        share = shares['test' if split == 'test' else 'val']
+        bg = 100 * (1 - share['fraction'])
+        value = {'mIoU': bg / 2, 'PA': bg, 'IoU.background': bg}.get(field, 0.0)
+        y = np.array(list(target_values(bench, field, split).values()), dtype=float)
+        ref = round(value, 2)
+        rows.append(
+            dict(
+                target=label,
+                value=float(value),
+                n=len(y),
+                below=int((y < ref - 1e-9).sum()),
+                equal=int((np.abs(y - ref) < 1e-9).sum()),
+                median=float(np.median(y)) if len(y) else math.nan))
+    return dict(foreground=fg, shares=shares, rows=rows)
+
+
+def pooled_seed_sd(rep: Optional[dict], metric: str = 'mIoU') -> dict:
+    """The pooled within-entry SD over seeds of a retrain file's ``rows`` (one value per entry
+    and seed): ``sqrt(sum (n_i - 1) s_i^2 / sum (n_i - 1))`` with its degrees of freedom."""
+    by_entry: Dict[str, Dict[int, float]] = {}
+    for r in (rep or {}).get('rows') or []:
+        v = (r.get('val') or {}).get(metric)
+        if v is not None and r.get('seed') is not None and math.isfinite(float(v)):
+            by_entry.setdefault(str(r.get('key', r.get('id'))), {})[int(r['seed'])] = float(v)
+    ss, dof = 0.0, 0
+    for vals in by_entry.values():
+        v = np.array(list(vals.values()))
+        if len(v) > 1:
+            ss += float(((v - v.mean())**2).sum())
+            dof += len(v) - 1
+    return dict(
+        metric=metric,
+        sd=math.sqrt(ss / dof) if dof else math.nan,
+        dof=dof,
+        entries=sum(len(v) > 1 for v in by_entry.values()))
+
+
+# ---------------------------------------------------------------------- facts
+def _leaderboard(path) -> tuple:
+    """``(metric, rows)`` of a search's leaderboard.csv: the ranked metric is the column
+    between ``status`` and ``key``."""
+    import csv
+    with open(path, newline='') as fh:
+        reader = csv.DictReader(fh)
+        fields = reader.fieldnames or []
+        rows = list(reader)
+    metric = fields[fields.index('status') + 1] if 'status' in fields else None
+    return metric, rows
+
+
+def _search_backbone(search_dir) -> Optional[str]:
+    import json
+    from pathlib import Path
+    for p in sorted(Path(search_dir).glob('*.json')):
+        sha = json.loads(p.read_text()).get('backbone_sha256')
+        if sha:
+            return sha
+    return None
+
+
+def cross_backbone(bench: Benchmark, search_dirs: Sequence, round_: int = 0) -> dict:
+    """The benchmark's ranking against a replicate on another backbone: the candidates of
+    round ``round_`` (the random initial ones) of each committed search, whose leaderboard
+    ranks by one val metric, matched to the benchmark entries of the same genotypes.
+    Per metric: Spearman over the shared genotypes and the head-type effect (mean of
+    ``concat_head`` minus mean of ``global_se_head``) on each side."""
+    from pathlib import Path
+    metrics = {}
+    for d in search_dirs:
+        path = Path(d) / 'leaderboard.csv'
+        if not path.is_file():
+            continue
+        metric, rows = _leaderboard(path)
+        vals = {
+            r['key']: float(r[metric])
+            for r in rows if str(r.get('round')) == str(round_) and r.get('status') == 'done'
+            and r.get(metric) not in (None, '') and r['key'] in bench
+        }
+        if metric and vals and metric not in metrics:
+            metrics[metric] = dict(source=str(d), backbone_sha256=_search_backbone(d),
+                                   values=vals)
+    out = dict(round=round_, metrics={})
+    for metric, m in metrics.items():
+        ours = bench.values(metric)
+        keys = sorted(set(m['values']) & set(ours))
+        a = np.array([ours[k] for k in keys])
+        b = np.array([m['values'][k] for k in keys])
+        heads = np.array(head_types(keys))
+        effect = {}
+        for side, v in (('benchmark', a), ('replicate', b)):
+            one, other = v[heads == HEAD_ONE], v[heads != HEAD_ONE]
+            effect[side] = float(one.mean() - other.mean()) if len(one) and len(other) \
+                else math.nan
+        r = spearman_ci(a, b, num_bootstrap=0)
+        out['metrics'][metric] = dict(
+            source=m['source'], backbone_sha256=m['backbone_sha256'], n=len(keys),
+            heads={h: int((heads == h).sum()) for h in sorted(set(heads))},
+            spearman=r['spearman'], head_effect=effect)
+    return out
+
+
+def scope(bench: Benchmark, data_root: Optional[str] = None) -> dict:
+    """What one table measures: the backbone files its entries started from, the training
+    seeds (one seed: one data order and one initialisation of the new layers), the
+    evaluation subsets and, when the dataset is on this machine (``data_root``, default the
+    meta's), its training images and tiles."""
+    from pathlib import Path
+    meta = bench.meta
+    data = meta.get('data') or {}
+    shas = [e.get('backbone_sha256') for e in bench]
+    root = Path(data_root or data.get('data_root') or '')
+    train_dir = root / 'img_dir' / 'train'
+    tiles = sorted(p.name for p in train_dir.iterdir()) if root.parts and train_dir.is_dir() \
+        else []
+    # converter tiles are named <image>_<row>_<col>.<ext>
+    images = {t.rsplit('.', 1)[0].rsplit('_', 2)[0] for t in tiles}
+    seeds = meta.get('seeds') or {}
+    return dict(
+        backbones=sorted({s for s in shas if s}),
+        backbone_not_recorded=sum(not s for s in shas),
+        training_seeds=sorted({e.get('seed', seeds.get('training')) for e in bench} - {None}),
+        val=dict(count=len((data.get('val') or {}).get('indices') or []),
+                 crop=(data.get('val') or {}).get('crop')),
+        test=dict(count=len((data.get('test') or {}).get('indices') or []),
+                  crop=(data.get('test') or {}).get('crop')),
+        train_images=len(images) if tiles else None,
+        train_tiles=len(tiles) if tiles else None,
+        data_root=str(root) if tiles else None)
 
 
 def early_vs_final(bench: Benchmark,
@@ -170,6 +584,17 @@ def proxy_features(t: dict, names: Sequence[str]) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
 
 
+def held_out_size(n: int, held_out: float) -> int:
+    return max(3, int(round(held_out * n)))
+
+
+def held_out_split(n: int, n_out: int, seed: int, rep: int):
+    """``(held-out indices, the rest in random order)`` of repeat ``rep``: the split that the
+    predictor and the trivial rankers share."""
+    order = np.random.default_rng([seed, rep]).permutation(n)
+    return order[:n_out], order[n_out:]
+
+
 def predictor_study(bench: Benchmark,
                     sizes: Sequence[Optional[int]] = (10, 20, 50, None),
                     repeats: int = 5,
@@ -187,15 +612,13 @@ def predictor_study(bench: Benchmark,
     n = len(t['keys'])
     genotypes = [Genotype.parse(k) for k in t['keys']]
     feats = proxy_features(t, features) if features else None
-    n_out = max(3, int(round(held_out * n)))
+    n_out = held_out_size(n, held_out)
     rows = []
     for size in sizes:
         for with_feats in ([False, True] if feats is not None else [False]):
             rhos = []
             for rep in range(repeats):
-                rng = np.random.default_rng([seed, rep])
-                order = rng.permutation(n)
-                test_idx, pool = order[:n_out], order[n_out:]
+                test_idx, pool = held_out_split(n, n_out, seed, rep)
                 m = len(pool) if size is None else size
                 if m > len(pool) or m < 3:
                     continue
@@ -226,14 +649,83 @@ def predictor_study(bench: Benchmark,
     return rows
 
 
+def _held_out_rho(score, y) -> float:
+    from scipy.stats import spearmanr
+    return float(spearmanr(score, y)[0]) if np.ptp(score) > 0 and np.ptp(y) > 0 else 0.0
+
+
+def _trivial_scores(t: dict, train_idx, test_idx) -> Dict[str, tuple]:
+    """``name -> (held-out scores, direction)`` of the trivial rankers, each fitted on the
+    training entries only: params and FLOPs with the sign of their Spearman rho there, the
+    head type by its mean target there (an unseen head gets the overall mean)."""
+    from scipy.stats import spearmanr
+    y = t['target']
+    out = {}
+    for name in BASELINES:
+        x = np.log(t['columns'][name])
+        rho = spearmanr(x[train_idx], y[train_idx])[0] if np.ptp(x[train_idx]) > 0 else 1.0
+        sign = -1.0 if rho < 0 else 1.0
+        out[name] = (sign * x[test_idx], 'negative' if sign < 0 else 'positive')
+    heads = np.asarray(t['heads'])
+    means = {h: float(y[train_idx][heads[train_idx] == h].mean())
+             for h in set(heads[train_idx])}
+    fallback = float(y[train_idx].mean())
+    first = max(sorted(means), key=means.get)
+    out['head type'] = (np.array([means.get(h, fallback) for h in heads[test_idx]]), first)
+    return out
+
+
+def trivial_rankers(bench: Benchmark,
+                    sizes: Sequence[Optional[int]] = (10, 20, 50, None),
+                    repeats: int = 5,
+                    held_out: float = 0.2,
+                    seed: int = 0) -> List[dict]:
+    """The predictor table's trivial rankers (params, FLOPs, head type) on the same held-out
+    splits as :func:`predictor_study`: Spearman rho on the held-out entries, each ranker's
+    direction fitted on its training entries (:func:`_trivial_scores`)."""
+    t = table(bench)
+    n = len(t['keys'])
+    n_out = held_out_size(n, held_out)
+    acc: Dict[tuple, list] = {}
+    for size in sizes:
+        for rep in range(repeats):
+            test_idx, pool = held_out_split(n, n_out, seed, rep)
+            m = len(pool) if size is None else size
+            if m > len(pool) or m < 3:
+                continue
+            for name, (score, direction) in _trivial_scores(t, pool[:m], test_idx).items():
+                acc.setdefault((name, m, size is None), []).append(
+                    (_held_out_rho(score, t['target'][test_idx]), direction))
+    rows = []
+    for (name, m, all_but), vals in acc.items():
+        rhos = [v[0] for v in vals]
+        dirs = [v[1] for v in vals]
+        rows.append(
+            dict(ranker=name, train_size=m, all_but_held_out=all_but, held_out=n_out,
+                 repeats=len(vals), spearman_mean=float(np.mean(rhos)),
+                 spearman_std=float(np.std(rhos)),
+                 directions={str(d): dirs.count(d) for d in sorted(set(dirs))}))
+    return rows
+
+
 # ---------------------------------------------------------------------- search simulation
-def _npenas_pool(genotypes, y, rng, budget, num_init, top_k, epochs, seed, allowed=None):
-    """NPENAS-NP selection on a fixed pool: ``num_init`` random, then every round the GIN
-    predictor (trained on what is evaluated) ranks the rest of the pool and the best
-    ``top_k`` are evaluated. The pool replaces NPENAS-NP's mutation (pool-based NAS)."""
+def _npenas_pool(genotypes,
+                 y,
+                 rng,
+                 budget,
+                 num_init,
+                 top_k,
+                 epochs,
+                 seed,
+                 allowed=None,
+                 init=None):
+    """NPENAS-NP selection on a fixed pool: ``num_init`` random (``init`` when given: the
+    seed's initial draws shared by every method), then every round the GIN predictor
+    (trained on what is evaluated) ranks the rest of the pool and the best ``top_k`` are
+    evaluated. The pool replaces NPENAS-NP's mutation (pool-based NAS)."""
     from seg101_mm.search.predictor import fit_predictor, predict
     pool = np.arange(len(y)) if allowed is None else np.asarray(allowed)
-    order = list(rng.permutation(pool)[:num_init])
+    order = list(rng.permutation(pool)[:num_init]) if init is None else list(init)[:num_init]
     best_of_pool = y[pool].max()
     rnd = 0
     while len(order) < min(budget, len(pool)):
@@ -254,38 +746,75 @@ def _npenas_pool(genotypes, y, rng, budget, num_init, top_k, epochs, seed, allow
     return order[:budget]
 
 
-def simulate_search(bench: Benchmark,
-                    seeds: int = 100,
-                    num_init: int = 10,
-                    top_k: int = 5,
-                    budget: Optional[int] = None,
-                    proxy: str = 'ensemble (all, mean rank)',
-                    prefilter_keep: float = 0.5,
-                    epochs: int = 200,
-                    top_fraction: float = TOP_FRACTION) -> dict:
-    """Pool-based search on the table over ``seeds`` seeds: the order in which each method
-    trains the entries, the best-so-far val mIoU curves, and the trainings each needs to
-    reach the table's top ``top_fraction``.
+def order_by(score, perm) -> List[int]:
+    """Entries by decreasing ``score``, ties broken by their position in ``perm`` (the seed's
+    random permutation)."""
+    pos = np.empty(len(perm), dtype=int)
+    pos[np.asarray(perm)] = np.arange(len(perm))
+    return [int(i) for i in np.lexsort((pos, -np.asarray(score, dtype=float)))]
 
-    Methods: random order; ranking by ``proxy`` (no training to choose); NPENAS-NP selection
-    (:func:`_npenas_pool`); and NPENAS-NP on the pool pre-filtered to the best
-    ``prefilter_keep`` by ``proxy``.
-    """
+
+def head_type_order(y, heads, perm, num_init: int) -> List[int]:
+    """The 'head-type order' baseline: the seed's ``num_init`` initial random draws, then,
+    one training at a time, the next entry (in ``perm`` order) of the head type whose trained
+    entries have the higher mean (a head type not yet trained first)."""
+    heads = np.asarray(heads)
+    order = [int(i) for i in perm[:num_init]]
+    rest = [int(i) for i in perm[num_init:]]
+    while rest:
+        done = np.asarray(order, dtype=int)
+
+        def mean(h):
+            v = y[done][heads[done] == h] if len(done) else []
+            return float(np.mean(v)) if len(v) else math.inf
+
+        best = max(sorted({heads[i] for i in rest}), key=mean)
+        nxt = next(i for i in rest if heads[i] == best)
+        order.append(nxt)
+        rest.remove(nxt)
+    return order
+
+
+def _sim_methods(t: dict, proxy_score, keep, seeds, num_init, top_k, budget, epochs,
+                 proxy, prefilter_keep) -> Dict[str, list]:
+    """Every method's training order per seed. One seed draws ONE random permutation that
+    every method shares: random trains in its order, NPENAS-NP and the head-type order start
+    from its first ``num_init`` entries, and the rankings break ties by it (paired seeds)."""
     from seg101_mm.space import Genotype
-    t = table(bench)
     y = t['target']
     n = len(y)
-    budget = n if budget is None else min(budget, n)
     genotypes = [Genotype.parse(k) for k in t['keys']]
-    cols = dict(t['columns'])
-    cols.update(ensemble_columns(t['columns']))
-    if proxy not in cols:
-        raise ValueError(f'unknown proxy {proxy!r} for the simulation; expected one of '
-                         f'{sorted(cols)}')
-    score = np.nan_to_num(cols[proxy], nan=-np.inf)
-    n_top = max(1, int(math.ceil(top_fraction * n)))
-    threshold = np.sort(y)[::-1][n_top - 1]
-    keep = np.argsort(-score, kind='stable')[:max(num_init + top_k, int(prefilter_keep * n))]
+    neg_params = -np.nan_to_num(t['columns']['params'], nan=np.inf)
+    names = [
+        'random', f'proxy ranking ({proxy})', '-params order', 'head-type order',
+        'NPENAS-NP (pool)', f'NPENAS-NP on the top {prefilter_keep:.0%} by proxy'
+    ]
+    methods = {name: [] for name in names}
+    keep_set = set(int(i) for i in keep)
+    for s in range(seeds):
+        perm = np.random.default_rng(s).permutation(n)
+        fill = np.random.default_rng([s, 1])
+        methods[names[0]].append([int(i) for i in perm[:budget]])
+        methods[names[1]].append(order_by(proxy_score, perm)[:budget])
+        methods[names[2]].append(order_by(neg_params, perm)[:budget])
+        methods[names[3]].append(head_type_order(y, t['heads'], perm, num_init)[:budget])
+        methods[names[4]].append(
+            _npenas_pool(genotypes, y, fill, budget, num_init, top_k, epochs, s,
+                         init=perm[:num_init]))
+        methods[names[5]].append(
+            _npenas_pool(genotypes, y, np.random.default_rng([s, 2]), min(budget, len(keep)),
+                         num_init, top_k, epochs, s, allowed=keep,
+                         init=[i for i in perm if int(i) in keep_set][:num_init]))
+    return methods
+
+
+#: Trainings at which the simulation reports regret and P(T <= k).
+SIM_KS = (5, 10, 20, 40)
+
+
+def _sim_summary(orders, y, budget, threshold, seed_sd, ks) -> dict:
+    """Best-so-far curves, regret (the table's best minus the best so far, in seed SDs)
+    against trainings, and the trainings T each seed needs to reach the top."""
 
     def curve(order):
         best = np.maximum.accumulate(y[np.asarray(order)])
@@ -295,52 +824,74 @@ def simulate_search(bench: Benchmark,
         hits = [i for i, j in enumerate(order) if y[j] >= threshold]
         return hits[0] + 1 if hits else math.inf
 
-    methods = {
-        'random': [],
-        f'proxy ranking ({proxy})': [],
-        'NPENAS-NP (pool)': [],
-        f'NPENAS-NP on the top {prefilter_keep:.0%} by proxy': []
-    }
-    names = list(methods)
-    for s in range(seeds):
-        rng = np.random.default_rng(s)
-        noise = rng.random(n)  # ties of the proxy broken at random per seed
-        methods[names[0]].append(list(rng.permutation(n)[:budget]))
-        methods[names[1]].append(list(np.lexsort((noise, -score))[:budget]))
-        methods[names[2]].append(
-            _npenas_pool(genotypes, y, np.random.default_rng([s, 1]), budget, num_init, top_k,
-                         epochs, s))
-        methods[names[3]].append(
-            _npenas_pool(
-                genotypes,
-                y,
-                np.random.default_rng([s, 2]),
-                min(budget, len(keep)),
-                num_init,
-                top_k,
-                epochs,
-                s,
-                allowed=keep))
+    curves = np.stack([curve(o) for o in orders])
+    need = np.array([needed(o) for o in orders], dtype=float)
+    unit = seed_sd if seed_sd and math.isfinite(seed_sd) else 1.0
+    regret = (y.max() - curves) / unit
+    return dict(
+        best_so_far_mean=curves.mean(0).tolist(),
+        best_so_far_std=curves.std(0).tolist(),
+        regret_mean=regret.mean(0).tolist(),
+        regret_at={int(k): float(regret[:, k - 1].mean()) for k in ks},
+        regret_median_at={int(k): float(np.median(regret[:, k - 1])) for k in ks},
+        p_top_within={int(k): float((need <= k).mean()) for k in ks},
+        # a seed that never reaches the top counts as more than the budget (inf)
+        trainings_to_top=need.tolist(),
+        trainings_to_top_median=float(np.median(need)),
+        trainings_to_top_q=[float(np.quantile(need, q)) for q in (0.25, 0.75)],
+        reached_top=float(np.isfinite(need).mean()))
+
+
+def simulate_search(bench: Benchmark,
+                    seeds: int = 100,
+                    num_init: int = 10,
+                    top_k: int = 5,
+                    budget: Optional[int] = None,
+                    proxy: str = 'ensemble (all, mean rank)',
+                    prefilter_keep: float = 0.5,
+                    epochs: int = 200,
+                    top_fraction: float = TOP_FRACTION,
+                    seed_sd: Optional[float] = None,
+                    ks: Sequence[int] = SIM_KS) -> dict:
+    """Pool-based search on the table over ``seeds`` seeds, paired across methods
+    (:func:`_sim_methods`): the order in which each method trains the entries, best-so-far
+    val mIoU and regret in units of ``seed_sd`` (raw mIoU points when None) against the
+    trainings, P(T <= k) and the trainings T each needs to reach the table's top
+    ``top_fraction``.
+
+    Methods: random order; ranking by ``proxy`` (no training to choose); ascending params;
+    the head-type order (:func:`head_type_order`); NPENAS-NP selection (:func:`_npenas_pool`);
+    and NPENAS-NP on the pool pre-filtered to the best ``prefilter_keep`` by ``proxy``.
+    """
+    t = table(bench)
+    y = t['target']
+    n = len(y)
+    budget = n if budget is None else min(budget, n)
+    cols = score_columns(t)
+    if proxy not in cols:
+        raise ValueError(f'unknown proxy {proxy!r} for the simulation; expected one of '
+                         f'{sorted(cols)}')
+    score = np.nan_to_num(cols[proxy], nan=-np.inf)
+    n_top = max(1, int(math.ceil(top_fraction * n)))
+    threshold = np.sort(y)[::-1][n_top - 1]
+    keep = np.argsort(-score, kind='stable')[:max(num_init + top_k, int(prefilter_keep * n))]
+    ks = [int(k) for k in ks if 1 <= k <= budget]
+    methods = _sim_methods(t, score, keep, seeds, num_init, top_k, budget, epochs, proxy,
+                           prefilter_keep)
+    sd = seed_sd if seed_sd is not None and math.isfinite(seed_sd) else None
     out = dict(
-        n=n,
-        budget=budget,
-        seeds=seeds,
-        top_fraction=top_fraction,
-        n_top=n_top,
-        threshold=float(threshold),
-        num_init=num_init,
-        top_k=top_k,
-        proxy=proxy,
-        methods={})
+        n=n, budget=budget, seeds=seeds, top_fraction=top_fraction, n_top=n_top,
+        threshold=float(threshold), best=float(y.max()), num_init=num_init, top_k=top_k,
+        proxy=proxy, seed_sd=sd, regret_unit='seed SD' if sd else 'mIoU points', ks=ks,
+        top_span=float((y.max() - threshold) / (sd or 1.0)), methods={})
+    base = None
     for name, orders in methods.items():
-        curves = np.stack([curve(o) for o in orders])
-        need = np.array([needed(o) for o in orders], dtype=float)
-        found = np.isfinite(need)
-        out['methods'][name] = dict(
-            best_so_far_mean=curves.mean(0).tolist(),
-            best_so_far_std=curves.std(0).tolist(),
-            # a seed that never reaches the top counts as more than the budget (inf)
-            trainings_to_top_median=float(np.median(need)),
-            trainings_to_top_q=[float(np.quantile(need, q)) for q in (0.25, 0.75)],
-            reached_top=float(found.mean()))
+        m = _sim_summary(orders, y, budget, threshold, sd, ks)
+        base = m['trainings_to_top'] if base is None else base
+        a, b = np.asarray(m['trainings_to_top']), np.asarray(base)
+        d = np.where(a == b, 0.0, a - b)  # both never reaching the top: the same
+        m['vs_random'] = dict(
+            sooner=float((d < 0).mean()), same=float((d == 0).mean()),
+            later=float((d > 0).mean()))
+        out['methods'][name] = m
     return out

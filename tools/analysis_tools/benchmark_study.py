@@ -6,6 +6,7 @@ docs/study.md. Example::
 """
 import argparse
 import sys
+from pathlib import Path
 
 
 def parse_args(argv=None):
@@ -22,11 +23,25 @@ def parse_args(argv=None):
         help='predictor epochs per round of the simulated NPENAS-NP')
     p.add_argument('--predictor-repeats', type=int, default=5)
     p.add_argument('--predictor-epochs', type=int, default=300)
+    p.add_argument(
+        '--replicate',
+        nargs='*',
+        default=None,
+        help='search directories (leaderboard.csv) whose random first round replicates '
+        'entries on another backbone; default: every <benchmark dir>/search/*/ with a '
+        'leaderboard')
     args = p.parse_args(argv)
     for k in ('bootstrap', 'sim_seeds', 'sim_epochs', 'predictor_repeats', 'predictor_epochs'):
         if getattr(args, k) < 1:
             p.error(f'--{k.replace("_", "-")} must be >= 1, got {getattr(args, k)}')
     return args
+
+
+def replicate_dirs(args) -> list:
+    if args.replicate is not None:
+        return list(args.replicate)
+    root = Path(args.benchmark).parent / 'search'
+    return sorted(str(p.parent) for p in root.glob('*/leaderboard.csv'))
 
 
 def main(argv=None) -> int:
@@ -43,6 +58,7 @@ def main(argv=None) -> int:
             sim_epochs=args.sim_epochs,
             predictor_repeats=args.predictor_repeats,
             predictor_epochs=args.predictor_epochs,
+            replicate_dirs=replicate_dirs(args),
             progress=lambda m: print(f'[study] {m}', file=sys.stderr))
     except BenchmarkError as e:
         print(f'error: {e}', file=sys.stderr)
