@@ -1,4 +1,4 @@
-"""Benchmark: the proxy engine against the per-proxy reference, on real Massachusetts tiles.
+"""NASBench: the proxy engine against the per-proxy reference, on real Massachusetts tiles.
 
 For each of N SEG101 genotypes (sampled with a seed) and one batch of real road tiles read
 from ``../shared/data/mass_roads`` (cropped to the 512 window with the most road pixels,

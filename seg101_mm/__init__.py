@@ -26,7 +26,7 @@ def register_all_modules():
     from .utils.compat import setup_compat
     setup_compat()
     from . import datasets, engine, evaluation, models, proxies, search  # noqa: F401
-    from .benchmark import builder  # noqa: F401  (registers BenchmarkExportHook)
+    from .nasbench import builder  # noqa: F401  (registers NASBenchExportHook)
 
 
 if _torch_available():

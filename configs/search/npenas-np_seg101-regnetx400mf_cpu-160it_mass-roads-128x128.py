@@ -29,7 +29,7 @@ train_cfg = dict(
     launcher=dict(
         type='LocalLauncher', gpus_per_candidate=1, max_concurrent=2, threads_per_process=1),
     candidate=dict(
-        template='{{ fileDirname }}/../benchmark/candidates/'
+        template='{{ fileDirname }}/../nasbench/candidates/'
         'seg101_regnetx400mf-inhouse_1xb4-cpu-160it_mass-roads-128x128.py',
         data_root='data/mass_roads'),
     export=dict(

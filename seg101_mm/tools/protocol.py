@@ -191,13 +191,13 @@ def resolve_genotypes(refs: Sequence[str],
         ref = ref.strip()
         if re.fullmatch(r'[0-9]+', ref):
             if bench is None:
-                from seg101_mm.benchmark.bench import Benchmark, BenchmarkError
+                from seg101_mm.nasbench.table import NASBench, NASBenchError
                 if bench_path is None:
                     raise ToolError(f'genotype {ref!r} is an entry id, but no --bench file is '
                                     f'given to look it up in')
                 try:
-                    bench = Benchmark.load(bench_path)
-                except BenchmarkError as e:
+                    bench = NASBench.load(bench_path)
+                except NASBenchError as e:
                     raise ToolError(str(e)) from None
                 except OSError as e:
                     raise ToolError(f'benchmark file {bench_path!r} cannot be read '

@@ -142,12 +142,12 @@ def test_the_glob_finds_every_kind_of_config():
     assert SEARCH_CONFIGS, 'no search config found under configs/search'
     assert 'candidates' in {
         Path(p).parent.name
-        for p in TRAINING_CONFIGS if Path(p).parts[1] == 'benchmark'
+        for p in TRAINING_CONFIGS if Path(p).parts[1] == 'nasbench'
     }
     # a search config without an export is a benchmark build, which writes its file instead
     for c in set(SEARCH_CONFIGS) - set(EXPORTING_CONFIGS):
         hooks = Config.fromfile(REPO / c).get('custom_hooks') or []
-        assert [h['type'] for h in hooks] == ['BenchmarkExportHook'], c
+        assert [h['type'] for h in hooks] == ['NASBenchExportHook'], c
 
 
 def _train_and_read_scalars(train_tool, config_path, data_root, work_dir):

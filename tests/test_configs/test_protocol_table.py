@@ -212,7 +212,7 @@ def test_the_table_keeps_val_curves_in_iteration_order(tmp_path):
     assert text.index('"500"') < text.index('"1000"')
 
 
-BENCH = REPO / 'benchmarks' / 'seg101-bench_mass-roads-cpu.json'
+BENCH = REPO / 'nasbench' / 'seg101-bench_mass-roads-cpu.json'
 
 
 def _bench_genotype(entry_id):
@@ -238,7 +238,7 @@ def test_a_genotype_row_trains_its_own_written_config(tiny, tmp_path):
     row = record['rows']['seg101_bench4']
     expected = str(Genotype.parse(_bench_genotype(4)).canonical())
     assert row['genotype'] == expected and row['bench_id'] == 4
-    assert row['bench'] == 'benchmarks/seg101-bench_mass-roads-cpu.json'
+    assert row['bench'] == 'nasbench/seg101-bench_mass-roads-cpu.json'
     assert row['model'] == 'SEG101, SEG101-Bench entry 4'
     config = tmp_path / 'runs' / 'configs' / (
         'seg101_regnetx400mf_1xb4-cpu-2k_mass-roads-256x256_bench4.py')

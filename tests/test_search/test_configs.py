@@ -47,7 +47,7 @@ def test_real_tile_search_config(repo_root, monkeypatch, tmp_path):
     assert cfg.score == 'IoU.road'
     # the candidates train with SEG101-Bench's recipe, so their scores lie on its scale
     bench = Config.fromfile(
-        str(repo_root / 'configs' / 'benchmark' /
+        str(repo_root / 'configs' / 'nasbench' /
             'seg101-bench_seg101-regnetx400mf_cpu-160it_mass-roads-128x128.py')).train_cfg
     assert Path(cfg.candidate.template).resolve() == Path(bench.candidate.template).resolve()
     template = load_template(str(repo_root / cfg.candidate.template))

@@ -5,7 +5,7 @@ bfloat16 autocast)::
 
     python tools/analysis_tools/protocol_table.py mass-roads --data-root data/mass_roads \\
         --work-root work_dirs/cpu-protocol --amp --jobs 2 \\
-        --out benchmarks/cpu-protocol/table1_mass-roads.json
+        --out results/cpu-protocol/table1_mass-roads.json
 
 Each model trains with its ``*_1xb4-cpu-2k_<dataset>-256x256.py`` config in
 ``<work-root>/<config name>_seed<seed>`` (checkpoints every ``--checkpoint-interval``
@@ -20,7 +20,7 @@ SEG101-Bench entry ids (looked up in ``--bench``) or genotype texts. Each gets a
 config in ``<work-root>/configs``::
 
     python tools/analysis_tools/protocol_table.py mass-roads --data-root data/mass_roads \\
-        --amp --genotypes 2 4 7 8 9 --out benchmarks/cpu-protocol/genotypes_mass-roads.json
+        --amp --genotypes 2 4 7 8 9 --out results/cpu-protocol/genotypes_mass-roads.json
 """
 import argparse
 import signal
@@ -49,7 +49,7 @@ def parse_args(argv=None):
         'SEG101-Bench entry ids (see --bench) or genotype texts')
     p.add_argument(
         '--bench',
-        default=str(REPO / 'benchmarks' / 'seg101-bench_mass-roads-cpu.json'),
+        default=str(REPO / 'nasbench' / 'seg101-bench_mass-roads-cpu.json'),
         help='the SEG101-Bench file that --genotypes ids refer to (default: the committed '
         'Massachusetts one)')
     p.add_argument('--seed', type=int, default=0, help='training seed (default 0)')

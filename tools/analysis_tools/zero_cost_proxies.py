@@ -36,7 +36,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import DefaultScope
 from mmengine.utils import ProgressBar
 
-from seg101_mm.benchmark.builder import stable_seed
+from seg101_mm.nasbench.builder import stable_seed
 from seg101_mm.models.builder import without_pretrained
 from seg101_mm.proxies import (PAPER_PROXIES, ProxyEngine, available_proxies, batch_from_config,
                                random_batch)

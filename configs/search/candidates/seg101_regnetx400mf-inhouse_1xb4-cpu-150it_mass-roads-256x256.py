@@ -1,7 +1,7 @@
 # Training recipe of one real-tile candidate on Massachusetts tiles, for a CPU: the CPU
 # protocol (configs/seg101/seg101_regnetx400mf_1xb4-cpu-2k_mass-roads-256x256.py) shortened to
 # 150 iterations: 2 to 16 minutes per random network on one core (0.7 to 6.3 s per iteration;
-# the real-tile search uses SEG101-Bench's 128x128 version of it, configs/benchmark/candidates).
+# the real-tile search uses SEG101-Bench's 128x128 version of it, configs/nasbench/candidates).
 # As in the paper, every candidate starts from the same trained backbone and only the neck and head
 # differ; here that backbone is trained in-house on the train split (ImageNet weights cannot be
 # downloaded) by

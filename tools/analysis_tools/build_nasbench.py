@@ -2,9 +2,9 @@
 
 docs/study.md, 'Building the benchmark'. Example::
 
-    python tools/analysis_tools/build_benchmark.py \\
-        configs/benchmark/seg101-bench_seg101-regnetx400mf_cpu-120it_mass-roads-256x256.py \\
-        [--num 100] [--work-dir work_dirs/seg101-bench] [--out benchmarks/....json]
+    python tools/analysis_tools/build_nasbench.py \\
+        configs/nasbench/seg101-bench_seg101-regnetx400mf_cpu-120it_mass-roads-256x256.py \\
+        [--num 100] [--work-dir work_dirs/seg101-bench] [--out nasbench/....json]
 
 Run it again to continue after a kill; on a fresh machine (no work dir) it continues from the
 entries of the committed benchmark file, so nothing in it is trained again.
@@ -20,7 +20,7 @@ def parse_args(argv=None):
     p.add_argument(
         'config',
         help='benchmark config (a RandomSearch search config with a '
-        'BenchmarkExportHook)')
+        'NASBenchExportHook)')
     p.add_argument('--num', type=int, help='entries to reach (train_cfg.budget)')
     p.add_argument('--work-dir', help='the dir of the build\'s search (ledger, candidates)')
     p.add_argument('--out', help='benchmark file (default: the hook\'s out)')
@@ -36,13 +36,13 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     import seg101_mm  # noqa: F401  registers the search loop and the export hook
-    from seg101_mm.benchmark import BenchmarkError
-    from seg101_mm.benchmark.builder import build
+    from seg101_mm.nasbench import NASBenchError
+    from seg101_mm.nasbench.builder import build
     from seg101_mm.search.errors import SearchError
     from seg101_mm.search.ledger import LedgerError
     try:
         bench = build(args.config, args.work_dir, args.num, args.out, args.cfg_options)
-    except (BenchmarkError, SearchError, LedgerError) as e:
+    except (NASBenchError, SearchError, LedgerError) as e:
         # a stopped build continues with the same command, not with tools/search.py --resume
         text = str(e).replace('continue it with --resume', 'run the same command to continue')
         print(f'error: {text}', file=sys.stderr)

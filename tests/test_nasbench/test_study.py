@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from seg101_mm.benchmark import Benchmark, study
-from seg101_mm.benchmark.report import write_study
+from seg101_mm.nasbench import NASBench, study
+from seg101_mm.nasbench.report import write_study
 from seg101_mm.space import sample
 
 
@@ -37,7 +37,7 @@ def made_up(n=30, seed=0):
             flops=float(rng.uniform(1e9, 3e9)),
             proxies=dict(
                 good=miou + float(rng.normal(0, 0.01)), noise=float(rng.normal()), bad=-miou))
-    return Benchmark(entries, meta=dict(protocol=dict(max_iters=20, val_interval=10)))
+    return NASBench(entries, meta=dict(protocol=dict(max_iters=20, val_interval=10)))
 
 
 def test_correlations_find_the_planted_signal():

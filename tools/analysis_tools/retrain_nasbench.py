@@ -2,7 +2,7 @@
 
 docs/study.md, 'Reproducibility'. Example::
 
-    python tools/analysis_tools/retrain_benchmark.py benchmarks/seg101-bench_mass-roads-cpu.json \\
+    python tools/analysis_tools/retrain_nasbench.py nasbench/seg101-bench_mass-roads-cpu.json \\
         --entries 3 17 42 --seeds 0 1 2 --work-dir work_dirs/seg101-bench-retrain
 
 Writes ``--out`` (default: ``<benchmark>_retrain.json`` beside the file) with every
@@ -35,13 +35,13 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     import seg101_mm  # noqa: F401  registers the launchers and the result hook
-    from seg101_mm.benchmark import BenchmarkError, load_benchmark
-    from seg101_mm.benchmark.retrain import retrain, summarise, write_retrain
+    from seg101_mm.nasbench import NASBenchError, load_nasbench
+    from seg101_mm.nasbench.retrain import retrain, summarise, write_retrain
     from seg101_mm.search.errors import SearchError
     bench_path = Path(args.benchmark)
     out = Path(args.out) if args.out else bench_path.with_name(bench_path.stem + '_retrain.json')
     try:
-        bench = load_benchmark(bench_path)
+        bench = load_nasbench(bench_path)
         rows = retrain(
             bench,
             args.entries,
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
             config=args.config,
             data_root=args.data_root,
             progress=lambda m: print(f'[retrain] {m}', file=sys.stderr))
-    except (BenchmarkError, SearchError, ValueError) as e:
+    except (NASBenchError, SearchError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     except KeyboardInterrupt:

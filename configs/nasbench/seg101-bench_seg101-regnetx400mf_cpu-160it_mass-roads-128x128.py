@@ -9,7 +9,7 @@
 #   python tools/dataset_converters/mass_roads.py SRC -o data/mass_roads --nproc 2 \
 #       --nodata-threshold 1.0
 # then
-#   python tools/analysis_tools/build_benchmark.py THIS_CONFIG
+#   python tools/analysis_tools/build_nasbench.py THIS_CONFIG
 # (docs/study.md, 'Building the benchmark'); a kill is continued by running it again, and a
 # fresh machine continues from the committed file.
 _base_ = ['../search/npenas-np_seg101-regnetx400mf_cpu-160it_mass-roads-128x128.py']
@@ -25,8 +25,8 @@ train_cfg = dict(
     max_failures=10)
 custom_hooks = [
     dict(
-        type='BenchmarkExportHook',
-        out='benchmarks/seg101-bench_mass-roads-cpu.json',
+        type='NASBenchExportHook',
+        out='nasbench/seg101-bench_mass-roads-cpu.json',
         proxies=dict(batch_size=32, chunk_size=8, seed=0, threads=2),
         meta=dict(name='SEG101-Bench (Massachusetts Roads sample, CPU protocol)'))
 ]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from seg101_mm.benchmark import BenchmarkError, load_benchmark
+from seg101_mm.nasbench import NASBenchError, load_nasbench
 from seg101_mm.search.ledger import Ledger
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ train_cfg = dict(
                    synthetic=dict(kind='roads', num_train=4, num_val=1, num_test=2, size=64),
                    test=True),
     max_failures=3, poll_interval=0.05, fsync=False)
-custom_hooks = [dict(type='BenchmarkExportHook', out={str(out)!r},
+custom_hooks = [dict(type='NASBenchExportHook', out={str(out)!r},
                      proxies=dict(names={PROXIES!r}, batch_size=4, chunk_size=2, seed=0),
                      meta=dict(name='test bench'))]
 model = dict(type='SearchController')
@@ -57,7 +57,7 @@ def load_script(relpath):
 
 
 def build_tool(argv):
-    return load_script('tools/analysis_tools/build_benchmark.py').main(argv)
+    return load_script('tools/analysis_tools/build_nasbench.py').main(argv)
 
 
 @pytest.fixture(scope='module')
@@ -88,7 +88,7 @@ def built(tmp_path_factory):
 
 def test_entries_hold_curves_test_metrics_and_proxies(built):
     tmp, _, out = built
-    bench = load_benchmark(out)
+    bench = load_nasbench(out)
     recs = Ledger(tmp / 'wd' / 'ledger.jsonl', readonly=True).records()
     assert len(bench) == 3 and sorted(bench.keys()) == sorted(r['key'] for r in recs)
     for rec in recs:
@@ -119,13 +119,13 @@ def test_entries_hold_curves_test_metrics_and_proxies(built):
 
 def test_loader_queries_and_csv(built, tmp_path):
     _, _, out = built
-    bench = load_benchmark(out)
+    bench = load_nasbench(out)
     key = bench.keys()[0]
     entry = bench.query(key)
     # a genotype string and the key name the same entry
     assert bench.query(entry['genotype'])['val'] == entry['val']
     assert entry['genotype'] in bench and 'not a genotype' not in bench
-    with pytest.raises(BenchmarkError, match='is not a SEG101 genotype'):
+    with pytest.raises(NASBenchError, match='is not a SEG101 genotype'):
         bench.query('ga=nope')
     assert bench.values('proxies.snip')[key] == entry['proxies']['snip']
     assert bench.values('mIoU@1')[key] == entry['curve'][0]['mIoU']
@@ -142,19 +142,19 @@ def test_loader_queries_and_csv(built, tmp_path):
 def test_loader_refuses_bad_files(tmp_path):
     bad = tmp_path / 'bad.json'
     bad.write_text('{"format": "other"}')
-    with pytest.raises(BenchmarkError, match="not a seg101-bench file"):
-        load_benchmark(bad)
+    with pytest.raises(NASBenchError, match="not a seg101-bench file"):
+        load_nasbench(bad)
     bad.write_text('{')
-    with pytest.raises(BenchmarkError, match='not a JSON file'):
-        load_benchmark(bad)
-    with pytest.raises(BenchmarkError, match='does not exist'):
-        load_benchmark(tmp_path / 'missing.json')
+    with pytest.raises(NASBenchError, match='not a JSON file'):
+        load_nasbench(bad)
+    with pytest.raises(NASBenchError, match='does not exist'):
+        load_nasbench(tmp_path / 'missing.json')
 
 
 def test_retraining_with_the_recorded_seed_reproduces_an_entry(built, tmp_path, capsys):
-    from seg101_mm.benchmark.retrain import retrain, summarise, write_retrain
+    from seg101_mm.nasbench.retrain import retrain, summarise, write_retrain
     tmp, cfg, out = built
-    bench = load_benchmark(out)
+    bench = load_nasbench(out)
     entry = min(bench, key=lambda e: e['id'])
     rows = retrain(
         bench, [str(entry['id'])], [0, 1],
@@ -179,12 +179,12 @@ def test_retraining_with_the_recorded_seed_reproduces_an_entry(built, tmp_path, 
     again = retrain(
         bench, [entry['key']], [0], tmp_path / 'rt', data_root=str(tmp / 'wd' / 'data'))
     assert again[0]['val'] == same['val']
-    with pytest.raises(BenchmarkError, match='no entry with id 999 in the benchmark'):
+    with pytest.raises(NASBenchError, match='no entry with id 999 in the benchmark'):
         retrain(bench, ['999'], [0], tmp_path / 'rt2', data_root=str(tmp / 'wd' / 'data'))
-    with pytest.raises(BenchmarkError, match="data root '/nope' not found"):
+    with pytest.raises(NASBenchError, match="data root '/nope' not found"):
         retrain(bench, [str(entry['id'])], [0], tmp_path / 'rt2', data_root='/nope')
-    retrain_benchmark = load_script('tools/analysis_tools/retrain_benchmark.py')
-    assert retrain_benchmark.main([
+    retrain_nasbench = load_script('tools/analysis_tools/retrain_nasbench.py')
+    assert retrain_nasbench.main([
         str(out), '--entries', '999', '--work-dir',
         str(tmp_path / 'rt3'), '--data-root',
         str(tmp / 'wd' / 'data')
@@ -208,7 +208,7 @@ def test_fresh_work_dir_continues_from_the_file(built, tmp_path, capsys):
                        str(tmp_path / 'wd2'), '--num', '5', '--out',
                        str(copy)]) == 0
     assert 'from 3 entries' in capsys.readouterr().err
-    after = load_benchmark(copy)
+    after = load_nasbench(copy)
     assert len(after) == 5
     for key, entry in before['entries'].items():
         assert after.entries[key] == entry
@@ -231,10 +231,10 @@ def test_refuses_a_file_built_with_another_seed(built, tmp_path, capsys):
 
 def test_missing_export_hook_is_one_error(tmp_path, capsys):
     cfg = write_config(tmp_path / 'cfg.py', tmp_path / 'b.json')
-    text = Path(cfg).read_text().replace('BenchmarkExportHook', 'NoSuchHook')
+    text = Path(cfg).read_text().replace('NASBenchExportHook', 'NoSuchHook')
     Path(cfg).write_text(text)
     assert build_tool([cfg, '--work-dir', str(tmp_path / 'wd')]) == 1
-    assert 'needs one BenchmarkExportHook' in capsys.readouterr().err
+    assert 'needs one NASBenchExportHook' in capsys.readouterr().err
 
 
 def test_proxy_batch_passes_over_blank_tiles(built):
@@ -242,7 +242,7 @@ def test_proxy_batch_passes_over_blank_tiles(built):
     data cannot give a full batch."""
     import numpy as np
 
-    from seg101_mm.benchmark.builder import ProxyScorer
+    from seg101_mm.nasbench.builder import ProxyScorer
     from seg101_mm.search.templates import load_template
     tmp, _, _ = built
     template = load_template(str(REPO / TEMPLATE))
@@ -267,11 +267,11 @@ def test_proxy_batch_passes_over_blank_tiles(built):
 def test_scores_of_other_proxy_settings_are_computed_again(built, tmp_path):
     """A file whose proxies were scored with other settings (e.g. another batch size) gets
     every entry scored again; no score of the old settings stays beside the new meta."""
-    from seg101_mm.benchmark.builder import ProxyCache, export_benchmark
+    from seg101_mm.nasbench.builder import ProxyCache, export_nasbench
     tmp, _, out = built
     copy = tmp_path / 'bench.json'
     copy.write_text(Path(out).read_text())
-    bench = load_benchmark(copy)
+    bench = load_nasbench(copy)
     records = Ledger(tmp / 'wd' / 'ledger.jsonl', readonly=True).records()
     calls = []
 
@@ -281,16 +281,16 @@ def test_scores_of_other_proxy_settings_are_computed_again(built, tmp_path):
 
     meta = dict(bench.meta, proxies=dict(bench.meta['proxies'], batch_size=99))
     cache = ProxyCache(tmp_path / 'proxies.jsonl')
-    new = export_benchmark(records, copy, meta, scorer, cache, progress=False)
+    new = export_nasbench(records, copy, meta, scorer, cache, progress=False)
     assert len(calls) == 3 and new.meta['proxies']['batch_size'] == 99
     assert sorted(e['proxies']['snip'] for e in new) == [1.0, 2.0, 3.0]
     assert all(e['params'] == 1.0 and 'nwot' not in e['proxies'] for e in new)
     # the same settings again: nothing is scored, the cache answers
-    export_benchmark(
+    export_nasbench(
         records, copy, meta, scorer, ProxyCache(tmp_path / 'proxies.jsonl'), progress=False)
     assert len(calls) == 3
     # other settings and no scorer (a stopped build): the entries carry no proxies
     meta3 = dict(meta, proxies=dict(meta['proxies'], seed=5))
-    bare = export_benchmark(
+    bare = export_nasbench(
         records, copy, meta3, None, ProxyCache(tmp_path / 'proxies.jsonl'), progress=False)
     assert len(bare) == 3 and all('proxies' not in e and 'params' not in e for e in bare)

@@ -2,7 +2,7 @@
 
 A benchmark config is a search config (``train_cfg=dict(type='NPENASSearchLoop',
 strategy=dict(type='RandomSearch', ...), candidate=dict(..., test=True))``) with
-:class:`BenchmarkExportHook` in its ``custom_hooks``. The search loop trains uniformly sampled
+:class:`NASBenchExportHook` in its ``custom_hooks``. The search loop trains uniformly sampled
 architectures with its ledger, launcher and resume; after every finished round the hook scores
 the new architectures' zero-cost proxies and rewrites the benchmark file, so the file grows
 round by round and can be committed at any time.
@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
-from .bench import Benchmark, BenchmarkError
+from .table import NASBench, NASBenchError
 
 #: File of the proxy scores in the search's work dir (one JSON line per architecture).
 PROXY_CACHE = 'proxies.jsonl'
@@ -302,7 +302,7 @@ def _eval_crop(dataset: dict):
     return None
 
 
-def benchmark_meta(loop, scorer: Optional[ProxyScorer], extra: Optional[dict] = None) -> dict:
+def nasbench_meta(loop, scorer: Optional[ProxyScorer], extra: Optional[dict] = None) -> dict:
     """How a benchmark's entries were produced: enough to retrain and rescore any of them."""
     import mmengine
     import mmseg
@@ -335,12 +335,12 @@ def benchmark_meta(loop, scorer: Optional[ProxyScorer], extra: Optional[dict] = 
     return json.loads(json.dumps(meta, default=str))
 
 
-def export_benchmark(records,
-                     out,
-                     meta: dict,
-                     scorer: Optional[ProxyScorer] = None,
-                     cache: Optional[ProxyCache] = None,
-                     progress: bool = True) -> Benchmark:
+def export_nasbench(records,
+                    out,
+                    meta: dict,
+                    scorer: Optional[ProxyScorer] = None,
+                    cache: Optional[ProxyCache] = None,
+                    progress: bool = True) -> NASBench:
     """Merge the done records (and their proxy scores) into the benchmark file ``out``.
 
     Entries already in the file and absent from ``records`` are kept. Proxy scores count only
@@ -350,7 +350,7 @@ def export_benchmark(records,
     comes from the settings its ``meta`` names.
     """
     out = Path(out)
-    bench = Benchmark.load(out) if out.exists() else Benchmark()
+    bench = NASBench.load(out) if out.exists() else NASBench()
     settings = (meta or {}).get('proxies')
     file_scores_valid = bench.meta.get('proxies') == settings
 
@@ -385,14 +385,14 @@ def export_benchmark(records,
 
 
 @HOOKS.register_module()
-class BenchmarkExportHook(Hook):
+class NASBenchExportHook(Hook):
     """Export a benchmark search's trained architectures, with their proxies, to ``out``.
 
     Used in a benchmark config's ``custom_hooks``; it runs after every finished round of the
     search (``after_train_epoch``) and at its end.
 
     Args:
-        out (str): The benchmark file (JSON), e.g. ``benchmarks/seg101-bench_....json``.
+        out (str): The benchmark file (JSON), e.g. ``nasbench/seg101-bench_....json``.
         proxies (dict, optional): :class:`ProxyScorer` options (``names``, ``batch_size``,
             ``chunk_size``, ``seed``, ``threads``); None: no proxies.
         meta (dict, optional): Extra facts recorded in the file's ``meta``.
@@ -414,13 +414,13 @@ class BenchmarkExportHook(Hook):
             self._scorer = ProxyScorer(loop.template, loop.data_root, **self.proxies)
         return self._scorer
 
-    def export(self, runner, score: bool = True) -> Benchmark:
+    def export(self, runner, score: bool = True) -> NASBench:
         loop = runner.train_loop
         scorer = self.scorer(loop)
         cache = ProxyCache(Path(runner.work_dir) / PROXY_CACHE)
-        bench = export_benchmark(loop.ledger.records(), self.out,
-                                 benchmark_meta(loop, scorer, self.meta),
-                                 scorer if score else None, cache)
+        bench = export_nasbench(loop.ledger.records(), self.out,
+                                nasbench_meta(loop, scorer, self.meta), scorer if score else None,
+                                cache)
         runner.logger.info(f'[benchmark] {len(bench)} entries in {self.out}')
         return bench
 
@@ -432,7 +432,7 @@ class BenchmarkExportHook(Hook):
 
 
 # ---------------------------------------------------------------------- resume from a file
-def seed_ledger(work_dir, bench: Benchmark, train_cfg: dict) -> int:
+def seed_ledger(work_dir, bench: NASBench, train_cfg: dict) -> int:
     """Start the ledger of a fresh ``work_dir`` from the benchmark file's entries.
 
     The random search is replayed round by round with the config's strategy, budget and
@@ -450,8 +450,8 @@ def seed_ledger(work_dir, bench: Benchmark, train_cfg: dict) -> int:
     strategy = build_strategy(
         train_cfg['strategy'], budget=train_cfg['budget'], seed=train_cfg['seed'])
     if type(strategy).__name__ != 'RandomSearch':
-        raise BenchmarkError(f'a benchmark is built by RandomSearch, not by '
-                             f'{type(strategy).__name__}')
+        raise NASBenchError(f'a benchmark is built by RandomSearch, not by '
+                            f'{type(strategy).__name__}')
     known = dict(bench.failed)
     known.update(bench.entries)
     seed = train_cfg['candidate'].get('seed')
@@ -499,18 +499,18 @@ def seed_ledger(work_dir, bench: Benchmark, train_cfg: dict) -> int:
 
 # ---------------------------------------------------------------------- the build
 def export_hook_cfg(cfg) -> dict:
-    """The ``BenchmarkExportHook`` entry of a benchmark config's ``custom_hooks``."""
+    """The ``NASBenchExportHook`` entry of a benchmark config's ``custom_hooks``."""
     hooks = [
         h for h in cfg.get('custom_hooks') or []
-        if h.get('type') in ('BenchmarkExportHook', 'mmseg.BenchmarkExportHook')
+        if h.get('type') in ('NASBenchExportHook', 'mmseg.NASBenchExportHook')
     ]
     if len(hooks) != 1:
-        raise BenchmarkError(f'{cfg.filename}: a benchmark config needs one '
-                             f'BenchmarkExportHook in custom_hooks, found {len(hooks)}')
+        raise NASBenchError(f'{cfg.filename}: a benchmark config needs one '
+                            f'NASBenchExportHook in custom_hooks, found {len(hooks)}')
     return hooks[0]
 
 
-def check_compatible(bench: Benchmark, train_cfg: dict, out):
+def check_compatible(bench: NASBench, train_cfg: dict, out):
     """Refuse to add to a file whose entries were produced by another protocol or seed."""
     meta = bench.meta or {}
     if not meta:
@@ -530,15 +530,15 @@ def check_compatible(bench: Benchmark, train_cfg: dict, out):
     diff = {k: (was[k], now[k]) for k in now if was[k] != now[k]}
     if diff:
         text = ', '.join(f'{k} {a!r} (file) vs {b!r} (config)' for k, (a, b) in diff.items())
-        raise BenchmarkError(f'{out} was built differently: {text}; add to it with its own '
-                             f'settings, or write another --out file')
+        raise NASBenchError(f'{out} was built differently: {text}; add to it with its own '
+                            f'settings, or write another --out file')
 
 
 def build(config: str,
           work_dir: Optional[str] = None,
           num: Optional[int] = None,
           out: Optional[str] = None,
-          cfg_options: Optional[dict] = None) -> Benchmark:
+          cfg_options: Optional[dict] = None) -> NASBench:
     """Train, score and export a benchmark config's entries until ``budget`` (``num``) are in
     its file; resumes the work dir's search, or starts it from the file's entries."""
     from mmengine.config import Config
@@ -562,7 +562,7 @@ def build(config: str,
     cfg.work_dir = work_dir or cfg.get('work_dir') or str(Path('work_dirs') / Path(config).stem)
     work_dir = os.path.abspath(cfg.work_dir)
     train_cfg = cfg.train_cfg.to_dict()
-    bench = Benchmark.load(hook['out']) if Path(hook['out']).exists() else Benchmark()
+    bench = NASBench.load(hook['out']) if Path(hook['out']).exists() else NASBench()
     check_compatible(bench, train_cfg, hook['out'])
     ledger = Path(work_dir) / LEDGER_FILE
     resume = ledger.exists() and ledger.stat().st_size > 0
@@ -585,9 +585,9 @@ def build(config: str,
             if getattr(loop, 'ledger', None) is not None:
                 # after a stop: write what is trained, without scoring anything new
                 for h in runner.hooks:
-                    if isinstance(h, BenchmarkExportHook):
+                    if isinstance(h, NASBenchExportHook):
                         h.export(runner, score=False)
             raise
     finally:
         lock.release(work_dir)
-    return Benchmark.load(hook['out'])
+    return NASBench.load(hook['out'])

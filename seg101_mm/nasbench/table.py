@@ -11,7 +11,7 @@ The file is one JSON object (docs/study.md, 'The benchmark file')::
      "failed": {"<canonical key>": {"genotype": "...", "id": 7, "cause": "..."}}}
 
 as NAS-Bench-Suite-Zero keeps one record per architecture: genotype -> metrics and scores.
-:class:`Benchmark` reads it, answers queries by genotype or key, iterates and exports CSV. This
+:class:`NASBench` reads it, answers queries by genotype or key, iterates and exports CSV. This
 module needs neither torch nor mmengine.
 """
 import csv
@@ -27,7 +27,7 @@ FORMAT = 'seg101-bench'
 VERSION = 1
 
 
-class BenchmarkError(ValueError):
+class NASBenchError(ValueError):
     """A benchmark file that cannot be read, or a query it cannot answer."""
 
 
@@ -38,10 +38,10 @@ def canonical_key(genotype: Union[str, Genotype]) -> str:
     try:
         return Genotype.parse(genotype).key
     except (TypeError, ValueError) as e:
-        raise BenchmarkError(f'{genotype!r} is not a SEG101 genotype: {e}') from None
+        raise NASBenchError(f'{genotype!r} is not a SEG101 genotype: {e}') from None
 
 
-class Benchmark:
+class NASBench:
     """The entries of a SEG101-Bench file.
 
     Args:
@@ -61,25 +61,25 @@ class Benchmark:
 
     # ------------------------------------------------------------------ files
     @classmethod
-    def load(cls, path) -> 'Benchmark':
+    def load(cls, path) -> 'NASBench':
         path = Path(path)
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
-            raise BenchmarkError(f'benchmark file {str(path)!r} does not exist') from None
+            raise NASBenchError(f'benchmark file {str(path)!r} does not exist') from None
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise BenchmarkError(f'{path}: not a JSON file ({e})') from None
+            raise NASBenchError(f'{path}: not a JSON file ({e})') from None
         if not isinstance(data, dict) or data.get('format') != FORMAT:
-            raise BenchmarkError(f'{path}: not a {FORMAT} file (its "format" is '
-                                 f'{data.get("format") if isinstance(data, dict) else None!r})')
+            raise NASBenchError(f'{path}: not a {FORMAT} file (its "format" is '
+                                f'{data.get("format") if isinstance(data, dict) else None!r})')
         if data.get('version') != VERSION:
-            raise BenchmarkError(f'{path}: version {data.get("version")!r}; expected {VERSION}')
+            raise NASBenchError(f'{path}: version {data.get("version")!r}; expected {VERSION}')
         entries = data.get('entries')
         if not isinstance(entries, dict):
-            raise BenchmarkError(f'{path}: "entries" must be an object keyed by genotype')
+            raise NASBenchError(f'{path}: "entries" must be an object keyed by genotype')
         for key, entry in entries.items():
             if not isinstance(entry, dict) or 'val' not in entry:
-                raise BenchmarkError(f'{path}: entry {key!r} has no "val" metrics')
+                raise NASBenchError(f'{path}: entry {key!r} has no "val" metrics')
         return cls(entries, data.get('meta'), data.get('failed'))
 
     def to_dict(self) -> dict:
@@ -116,7 +116,7 @@ class Benchmark:
     def __contains__(self, genotype) -> bool:
         try:
             return canonical_key(genotype) in self.entries
-        except BenchmarkError:
+        except NASBenchError:
             return False
 
     def keys(self) -> List[str]:
@@ -128,7 +128,7 @@ class Benchmark:
         if key not in self.entries:
             cause = (f'; its training failed: {self.failed[key].get("cause")}'
                      if key in self.failed else '')
-            raise BenchmarkError(f'{key} is not in the benchmark ({len(self)} entries){cause}')
+            raise NASBenchError(f'{key} is not in the benchmark ({len(self)} entries){cause}')
         return dict(self.entries[key], key=key)
 
     @property
@@ -206,6 +206,6 @@ def _field(entry: dict, field: str, split: str) -> Optional[float]:
     return None if v is None else float(v)
 
 
-def load_benchmark(path) -> Benchmark:
-    """Read a SEG101-Bench file (:class:`Benchmark`)."""
-    return Benchmark.load(path)
+def load_nasbench(path) -> NASBench:
+    """Read a SEG101-Bench file (:class:`NASBench`)."""
+    return NASBench.load(path)

@@ -2,7 +2,7 @@
 
 docs/study.md. Example::
 
-    python tools/analysis_tools/benchmark_study.py benchmarks/seg101-bench_mass-roads-cpu.json
+    python tools/analysis_tools/nasbench_study.py nasbench/seg101-bench_mass-roads-cpu.json
 """
 import argparse
 import sys
@@ -46,8 +46,8 @@ def replicate_dirs(args) -> list:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from seg101_mm.benchmark import BenchmarkError
-    from seg101_mm.benchmark.report import write_study
+    from seg101_mm.nasbench import NASBenchError
+    from seg101_mm.nasbench.report import write_study
     try:
         res = write_study(
             args.benchmark,
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
             predictor_epochs=args.predictor_epochs,
             replicate_dirs=replicate_dirs(args),
             progress=lambda m: print(f'[study] {m}', file=sys.stderr))
-    except BenchmarkError as e:
+    except NASBenchError as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     print(f'wrote {args.out} ({res["n"]} entries) and the figures in {args.fig_dir}')

@@ -5,19 +5,19 @@ from pathlib import Path
 
 import pytest
 
-from seg101_mm.benchmark import load_benchmark
+from seg101_mm.nasbench import load_nasbench
 from seg101_mm.space import Genotype
 
 REPO = Path(__file__).resolve().parents[2]
 FILES = sorted(
-    p for p in (REPO / 'benchmarks').glob('*.json') if not p.name.endswith('_retrain.json'))
-RETRAINED = sorted((REPO / 'benchmarks').glob('*_retrain.json'))
+    p for p in (REPO / 'nasbench').glob('*.json') if not p.name.endswith('_retrain.json'))
+RETRAINED = sorted((REPO / 'nasbench').glob('*_retrain.json'))
 
 
-@pytest.mark.skipif(not FILES, reason='no benchmark file committed under benchmarks/')
+@pytest.mark.skipif(not FILES, reason='no benchmark file committed under nasbench/')
 @pytest.mark.parametrize('path', FILES, ids=[p.name for p in FILES])
-def test_committed_benchmark_file(path):
-    bench = load_benchmark(path)
+def test_committed_nasbench_file(path):
+    bench = load_nasbench(path)
     assert len(bench) >= 1
     assert path.stat().st_size < 1_000_000  # the repository stays small
     meta = bench.meta
@@ -42,14 +42,14 @@ def test_committed_benchmark_file(path):
         assert entry['params'] > 4.77e6  # RegNetX-400MF alone
 
 
-@pytest.mark.skipif(not RETRAINED, reason='no retraining check committed under benchmarks/')
+@pytest.mark.skipif(not RETRAINED, reason='no retraining check committed under nasbench/')
 @pytest.mark.parametrize('path', RETRAINED, ids=[p.name for p in RETRAINED])
 def test_committed_retraining_check(path):
     """A retrain file compares with the entries of its own benchmark file, and its summary
     follows from its rows."""
-    from seg101_mm.benchmark.retrain import summarise
+    from seg101_mm.nasbench.retrain import summarise
     rep = json.loads(path.read_text())
-    bench = load_benchmark(REPO / rep['benchmark'])
+    bench = load_nasbench(REPO / rep['benchmark'])
     by_id = {e['id']: e for e in bench}
     assert rep['rows']
     for row in rep['rows']:

@@ -1,5 +1,5 @@
 """docs/study.md and its figures from a SEG101-Bench file, by one command
-(``tools/analysis_tools/benchmark_study.py``). Every number in the page comes from the file."""
+(``tools/analysis_tools/nasbench_study.py``). Every number in the page comes from the file."""
 import json
 import math
 import os
@@ -10,7 +10,7 @@ import numpy as np
 
 from seg101_mm.proxies.correlation import PAPER_NUM_ARCHITECTURES, PAPER_PROXY_BATCH, spans_decades
 from . import study
-from .bench import Benchmark
+from .table import NASBench
 
 
 def _fmt(v, digits=2):
@@ -42,7 +42,7 @@ def _save(fig, path):
     return path
 
 
-def plot_scatter(bench: Benchmark, path):
+def plot_scatter(bench: NASBench, path):
     plt = _plt()
     t = study.table(bench)
     names = list(t['columns'])
@@ -120,7 +120,7 @@ def plot_predictor(rows, path):
     return _save(fig, path)
 
 
-def run_study(bench: Benchmark,
+def run_study(bench: NASBench,
               num_bootstrap=1000,
               sim_seeds=100,
               sim_epochs=200,
@@ -190,8 +190,8 @@ def write_study(bench_path,
                 replicate_dirs=(),
                 **kwargs) -> dict:
     """Run the study on ``bench_path`` and write the page, its PNGs and a JSON of the numbers."""
-    from .bench import load_benchmark
-    bench = load_benchmark(bench_path)
+    from .table import load_nasbench
+    bench = load_nasbench(bench_path)
     retrained = retrain_file(bench_path)
     rep = json.loads(retrained.read_text()) if retrained.is_file() else None
     res = run_study(bench, reproducibility=rep, replicate_dirs=replicate_dirs, **kwargs)
@@ -213,7 +213,7 @@ def write_study(bench_path,
 
 
 def retrain_file(bench_path) -> Path:
-    """Where ``tools/analysis_tools/retrain_benchmark.py`` writes a file's retrainings."""
+    """Where ``tools/analysis_tools/retrain_nasbench.py`` writes a file's retrainings."""
     bench_path = Path(bench_path)
     return bench_path.with_name(bench_path.stem + '_retrain.json')
 
@@ -221,7 +221,7 @@ def retrain_file(bench_path) -> Path:
 def reproducibility_lines(rep: Optional[dict], bench_path) -> list:
     """The 'Reproducibility' section from a retrain file (its absence stated)."""
     lines = ['## Reproducibility', '']
-    cmd = (f'`python tools/analysis_tools/retrain_benchmark.py {bench_path} --entries ID ... '
+    cmd = (f'`python tools/analysis_tools/retrain_nasbench.py {bench_path} --entries ID ... '
            '--seeds 0 1 2`')
     if not rep:
         return lines + [f'No entry has been retrained yet ({cmd}).', '']
@@ -267,7 +267,7 @@ def correlation_markdown(rows) -> str:
     return '\n'.join(lines)
 
 
-def _cost_line(bench: Benchmark, prox: dict) -> str:
+def _cost_line(bench: NASBench, prox: dict) -> str:
     proxy_s = [e['proxy_seconds'] for e in bench if e.get('proxy_seconds') is not None]
     train_s = [e['train_seconds'] for e in bench if e.get('train_seconds') is not None]
     text = '- Cost per network (medians):'
@@ -304,7 +304,7 @@ def _split_text(split: Optional[dict], name: str) -> str:
     return text
 
 
-def _backbone_line(bench: Benchmark) -> str:
+def _backbone_line(bench: NASBench) -> str:
     """Which in-house backbone files (by weights hash) the entries started from."""
     counts = {}
     for e in bench:
@@ -326,7 +326,7 @@ def sign_lines(res: dict) -> list:
     return ['## Sign convention', '', res['sign_convention'], '']
 
 
-def scope_lines(res: dict, bench: Benchmark) -> list:
+def scope_lines(res: dict, bench: NASBench) -> list:
     """The scope of the table and the cross-backbone replicate."""
     sc = res['scope']
     shas = ', '.join(f'`{s[:12]}`' for s in sc['backbones']) or 'none recorded'
@@ -570,7 +570,7 @@ def summary_extra_lines(res: dict) -> list:
     return out
 
 
-def summary_lines(bench: Benchmark, res: dict) -> list:
+def summary_lines(bench: NASBench, res: dict) -> list:
     """The page's summary bullets (after its first, the table's range)."""
     data = bench.meta.get('data', {})
     sim = res['simulation']
@@ -618,7 +618,7 @@ def summary_lines(bench: Benchmark, res: dict) -> list:
     return lines
 
 
-def protocol_lines(bench: Benchmark, res: dict, bench_path) -> list:
+def protocol_lines(bench: NASBench, res: dict, bench_path) -> list:
     """The protocol, the sign convention, the scope, the file and its build."""
     meta = bench.meta
     proto = meta.get('protocol', {})
@@ -661,8 +661,8 @@ def protocol_lines(bench: Benchmark, res: dict, bench_path) -> list:
         'with the loader:',
         '',
         '```python',
-        'from seg101_mm.benchmark import load_benchmark',
-        f"bench = load_benchmark('{bench_path}')",
+        'from seg101_mm.nasbench import load_nasbench',
+        f"bench = load_nasbench('{bench_path}')",
         "entry = bench.query('ga=...;gb=...;st=...;h0=...;h1=...;hm=...')  # or its key",
         "snip = bench.values('proxies.snip')          # key -> score",
         f"early = bench.values('mIoU@{first}')              # val mIoU after {first} "
@@ -673,12 +673,12 @@ def protocol_lines(bench: Benchmark, res: dict, bench_path) -> list:
         '## Building the benchmark',
         '',
         '```shell',
-        f'python tools/analysis_tools/build_benchmark.py {meta.get("search_config")} '
+        f'python tools/analysis_tools/build_nasbench.py {meta.get("search_config")} '
         '[--num 100]',
         '```',
         '',
         'The build is a random search run by the search loop (ledger, launcher, resume): after '
-        'every round of trainings `BenchmarkExportHook` scores the new architectures\' proxies '
+        'every round of trainings `NASBenchExportHook` scores the new architectures\' proxies '
         'and rewrites the file. Run the same command again after a kill. On a machine without '
         'the work dir, the build replays the random search and takes the entries the file '
         'holds as trained, so only the missing ones are trained; retraining any entry needs '
@@ -703,7 +703,7 @@ def early_lines(res: dict, figs: dict, md_dir) -> list:
     return lines + ['', f'![early against final]({_rel(figs["early"], md_dir)})', '']
 
 
-def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_json) -> str:
+def render(bench: NASBench, res: dict, figs: dict, md_dir, bench_path, results_json) -> str:
     val = np.array(list(bench.values('mIoU').values()))
     target = next(
         (k for e in bench for k in e['val'] if k.startswith('IoU.') and k != 'IoU.background'),
@@ -712,7 +712,7 @@ def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_
     lines = [
         '# The proxy study on SEG101-Bench',
         '',
-        '<!-- Generated by tools/analysis_tools/benchmark_study.py from the benchmark file; '
+        '<!-- Generated by tools/analysis_tools/nasbench_study.py from the benchmark file; '
         'edit the generator, not this page. -->',
         '',
         'SEG101-Bench is a table of SEG101 architectures sampled uniformly from the space and '
@@ -723,7 +723,7 @@ def render(bench: Benchmark, res: dict, figs: dict, md_dir, bench_path, results_
         'training rank architectures, how well does the NPENAS predictor rank them, and what '
         'each buys in a search.',
         '',
-        f'Regenerate it with `python tools/analysis_tools/benchmark_study.py {bench_path}`.',
+        f'Regenerate it with `python tools/analysis_tools/nasbench_study.py {bench_path}`.',
         '',
         '## Summary',
         '',

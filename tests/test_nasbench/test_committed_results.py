@@ -8,7 +8,7 @@ import pytest
 from mmengine.config import Config
 
 REPO = Path(__file__).resolve().parents[2]
-RESULTS = REPO / 'benchmarks' / 'cpu-protocol'
+RESULTS = REPO / 'results' / 'cpu-protocol'
 STEP_FILES = sorted(RESULTS.glob('train-step_*.json'))
 RUN_FILES = sorted(RESULTS.glob('seg101_*.json'))
 TABLE_FILES = sorted(RESULTS.glob('table1_*.json'))
@@ -172,7 +172,7 @@ def test_protocol_seed_file(path):
         assert _without_seed(row['command'], seed) == _without_seed(ref['command'], ref['seed'])
 
 
-SEARCH_BOARDS = sorted((REPO / 'benchmarks' / 'search').glob('*/leaderboard.csv'))
+SEARCH_BOARDS = sorted((REPO / 'results' / 'search').glob('*/leaderboard.csv'))
 
 
 @pytest.mark.parametrize('path', SEARCH_BOARDS, ids=[p.parent.name for p in SEARCH_BOARDS])
@@ -203,7 +203,7 @@ def test_search_leaderboard_file(path):
     assert best['metrics'][best.get('score_metric', 'mIoU')] == pytest.approx(scores[0])
 
 
-SEED_FILES = sorted((REPO / 'benchmarks' / 'search').glob('*/seed_noise.json'))
+SEED_FILES = sorted((REPO / 'results' / 'search').glob('*/seed_noise.json'))
 
 
 @pytest.mark.parametrize('path', SEED_FILES, ids=[p.parent.name for p in SEED_FILES])

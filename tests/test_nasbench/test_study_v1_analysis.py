@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from seg101_mm.benchmark import Benchmark, study
+from seg101_mm.nasbench import NASBench, study
 from seg101_mm.proxies.ensemble import rank_aggregate
 from seg101_mm.space import sample
 
@@ -66,7 +66,7 @@ def hand_made(n=40, seed=0, share=0.1):
             params=params,
             flops=params * 200 + float(rng.uniform(0, 1e8)),
             proxies=dict(inner=u, twin=2 * params, noise=float(rng.normal())))
-    return Benchmark(entries, meta=dict(protocol=dict(max_iters=20, val_interval=10)))
+    return NASBench(entries, meta=dict(protocol=dict(max_iters=20, val_interval=10)))
 
 
 # ---------------------------------------------------------------------- correlations
@@ -259,7 +259,7 @@ def test_cross_backbone_replicate(tmp_path):
 def test_report_publishes_the_new_sections(tmp_path):
     import json
 
-    from seg101_mm.benchmark.report import write_study
+    from seg101_mm.nasbench.report import write_study
     bench = hand_made(n=24)
     path = tmp_path / 'bench.json'
     bench.save(path)

@@ -11,7 +11,7 @@ seed noise, not equality, is the measure.
 
 Every training writes ``result.json`` in its own work dir; a second run reuses the finished
 ones, so a stopped check continues where it stopped. ``tools/analysis_tools/
-retrain_benchmark.py`` is the command.
+retrain_nasbench.py`` is the command.
 """
 import math
 import time
@@ -20,47 +20,47 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from .bench import Benchmark, BenchmarkError
+from .table import NASBench, NASBenchError
 
 #: A retraining with the recorded seed reproduces its entry within this many standard
 #: deviations of val mIoU over the seeds.
 NOISE_SIGMAS = 2.0
 
 
-def _entry(bench: Benchmark, ref) -> dict:
+def _entry(bench: NASBench, ref) -> dict:
     """An entry by id (int or digits) or by genotype / canonical key."""
     if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
         found = [e for e in bench if e.get('id') == int(ref)]
         if not found:
             ids = sorted(e['id'] for e in bench)
-            raise BenchmarkError(f'no entry with id {ref} in the benchmark; expected one of '
-                                 f'{ids[:5]} ... {ids[-1]}' if ids else 'the benchmark is '
-                                 'empty')
+            raise NASBenchError(f'no entry with id {ref} in the benchmark; expected one of '
+                                f'{ids[:5]} ... {ids[-1]}' if ids else 'the benchmark is '
+                                'empty')
         return found[0]
     return bench.query(ref)
 
 
-def _template(bench: Benchmark, config: Optional[str], data_root: Optional[str]):
+def _template(bench: NASBench, config: Optional[str], data_root: Optional[str]):
     """The candidate template (resolved), data root and launcher config the entries used."""
     from mmengine.config import Config
 
     from seg101_mm.search.templates import load_template
     config = config or bench.meta.get('search_config')
     if not config or not Path(config).is_file():
-        raise BenchmarkError(f'search config {config!r} of the benchmark not found; expected '
-                             'the file its meta names, or pass --config')
+        raise NASBenchError(f'search config {config!r} of the benchmark not found; expected '
+                            'the file its meta names, or pass --config')
     train_cfg = Config.fromfile(config).to_dict().get('train_cfg') or {}
     cand = train_cfg.get('candidate') or {}
     root = data_root or cand.get('data_root')
     if root is None or not Path(root).is_dir():
-        raise BenchmarkError(f'data root {root!r} not found; expected the dataset folder the '
-                             'benchmark was trained on (--data-root)')
+        raise NASBenchError(f'data root {root!r} not found; expected the dataset folder the '
+                            'benchmark was trained on (--data-root)')
     template = load_template(cand['template'], cand.get('overrides'), cand.get('iters'))
     launcher = train_cfg.get('launcher') or dict(type='LocalLauncher')
     return template, str(Path(root).resolve()), launcher, train_cfg.get('candidate_timeout')
 
 
-def retrain(bench: Benchmark,
+def retrain(bench: NASBench,
             refs: Sequence,
             seeds: Sequence[int],
             work_dir,
@@ -79,7 +79,7 @@ def retrain(bench: Benchmark,
     from seg101_mm.search.launchers import Job, build_launcher
     from seg101_mm.search.result_hook import read_result
     if not seeds or any(not isinstance(s, int) or isinstance(s, bool) for s in seeds):
-        raise BenchmarkError(f'seeds {list(seeds)!r} are not allowed; expected ints')
+        raise NASBenchError(f'seeds {list(seeds)!r} are not allowed; expected ints')
     entries = [_entry(bench, r) for r in refs]
     template, root, launcher_cfg, timeout = _template(bench, config, data_root)
     work_dir = Path(work_dir)
